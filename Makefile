@@ -1,0 +1,21 @@
+# The two set-up commands of the README: `make repro` (install + the whole pipeline on the
+# embedded default) and `make test` (install + the test suite).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup repro test bench lock
+
+setup:
+	bash scripts/setup.sh
+
+repro: setup
+	dvc repro
+
+test: setup
+	python -m pytest -q
+
+bench: setup
+	python benchmarks/run_all.py
+
+lock:
+	python -m pip freeze --exclude-editable | grep -v '^gelab' > requirements.lock

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install gelab into ./.venv on a Debian-like machine: system packages (icon font, emoji list),
+# then the pinned Python lock, then the package itself. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || need_apt+=(fonts-noto-color-emoji)
+[[ -f /usr/share/unicode/emoji/emoji-test.txt ]] || need_apt+=(unicode-data)
+command -v git >/dev/null || need_apt+=(git)
+if ((${#need_apt[@]})); then
+  sudo_cmd=(); [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}"
+fi
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] >= (3, 11), "gelab needs Python >= 3.11"'
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.lock
+.venv/bin/python -m pip install -q --no-deps -e .
+echo "gelab installed in .venv ($(.venv/bin/python --version))"

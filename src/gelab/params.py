@@ -1,0 +1,122 @@
+"""Typed parameters: ``params.yaml`` sections loaded into dataclasses; unknown keys are errors.
+
+Each section maps to one dataclass below. A missing key takes the default shown here; an unknown key
+or a value of the wrong type raises :class:`ParamsError` naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """A bad ``params.yaml``: the message names the file and the dotted key."""
+
+
+@dataclass(frozen=True)
+class EnvParams:
+    """Env-Base generation (SPEC §1). Pixel values are canvas pixels."""
+
+    seed: int = 0  # every random choice of the generator derives from this
+    branching: list[int] = field(default_factory=lambda: [5, 3, 2, 2, 1, 1])  # children per page, by depth
+    canvas: list[int] = field(default_factory=lambda: [1179, 2556])  # width, height (portrait phone)
+    icon_size: int = 200  # content and system icons are icon_size × icon_size
+    back_box: list[int] = field(default_factory=lambda: [60, 60, 260, 260])
+    home_box: list[int] = field(default_factory=lambda: [919, 60, 1119, 260])
+    title_box: list[int] = field(default_factory=lambda: [389, 60, 789, 260])  # page id drawn centred here
+    grid_x: list[int] = field(default_factory=lambda: [244, 474, 704, 934])  # slot left edges
+    grid_y: list[int] = field(default_factory=lambda: [568, 798, 1028, 1258, 1488, 1718, 1948, 2178])  # slot tops
+    model_image_size: int = 448  # model input is model_image_size² (448² = max_pixels 200704)
+    render_workers: int = 2  # processes that render pages (output does not depend on it)
+
+
+@dataclass(frozen=True)
+class VariantParams:
+    """OOD variants built from the base environment (SPEC §1); each has its own seed."""
+
+    kinds: list[str] = field(default_factory=lambda: ["image", "name", "position", "noise"])
+    seed: int = 1
+    noise_icons: int = 2  # distractor icons per page for Env-Noise (the paper's figure shows two)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Datasets (SPEC §4). Subtrees are named by their root page."""
+
+    seed: int = 0  # click points and captioning points derive from this
+    sft_subtrees: list[str] = field(default_factory=lambda: ["page_1", "page_2"])
+    rl_subtrees: list[str] = field(default_factory=lambda: ["page_3", "page_4"])
+    test_subtree: str = "page_5"  # held out: OOD static and interactive evaluation
+    id_subtree: str = "page_1"  # in-distribution static evaluation (an SFT subtree)
+    st_rl_subtree: str = "page_3"  # single-turn RL step samples
+    mt_rl_subtree: str = "page_4"  # multi-turn RL tasks
+    grounding_per_icon: int = 10  # samples per icon name (230 content + back + home = 232 names -> 2,320)
+    captioning_per_icon: int = 10
+    ood_variants: list[str] = field(default_factory=lambda: ["image", "name", "position", "noise"])
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                try:
+                    return _check_type(value, arg, where)
+                except ParamsError:
+                    continue
+        raise ParamsError(f"{where}: {value!r} does not fit {hint}")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)  # type: ignore[arg-type]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any:
+        return value
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ParamsError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], raw: Any, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ParamsError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
+    values = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+    return cls(**values)
+
+
+def load_section(path: str | Path, section: str, cls: type[T]) -> T:
+    """The dataclass for one top-level section of a params file (missing section: defaults)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections")
+    return from_dict(cls, raw.get(section), f"{path}: {section}")
