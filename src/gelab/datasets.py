@@ -18,18 +18,23 @@ integer points inside ``bbox_norm`` (as in the release), drawn from a stream see
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from tqdm import tqdm
 
 from gelab import format as fmt
-from gelab.envdir import Environment
+from gelab.envdir import ART_FILE, Environment
+from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_json, jsonl_bytes
 from gelab.generate import derived_rng
 from gelab.navigation import Navigator
 from gelab.params import DataParams
-from gelab.structure import SYSTEM
-from gelab.tasks import Task, task_universe
+from gelab.structure import STRUCTURE_FILE, SYSTEM
+from gelab.tasks import Task, subtree_roots, task_universe
 
 
 @dataclass
@@ -64,9 +69,9 @@ def step_rows(src: Source, tasks: list[Task], rng: random.Random, *, with_answer
     nav = src.nav
     for task in tasks:
         path = nav.shortest_path(task.start, task.target)
-        history: list[fmt.HistoryStep] = []
+        history = ""  # grows turn by turn: "step1: ... step2: ..."
         for step, (page, action) in enumerate([*path, (task.target, None)]):
-            prompt = fmt.navigation_prompt(task.start, task.target, history)
+            prompt = fmt.IMAGE_PLACEHOLDER + fmt.instruction_text(task.start, task.target, history or "Null")
             row: dict[str, Any] = {"id": f"{task.id}#{step}", "kind": "navigation", "subtree": task.subtree,
                                    "start": task.start, "target": task.target, "path_length": task.path_length,
                                    "step": step, "page": page}
@@ -79,7 +84,8 @@ def step_rows(src: Source, tasks: list[Task], rng: random.Random, *, with_answer
                 answer = fmt.click_text(action, page, x, y)
                 row.update(action=fmt.CLICK, gt_name=action, bbox_norm=list(box),
                            optimal_names=nav.optimal_actions(page, task.target))
-                history.append(fmt.HistoryStep(action, page))
+                entry = fmt.history_entry(step + 1, action, page)
+                history = f"{history} {entry}" if history else entry
             row["solution"] = answer
             row["messages"] = _messages(prompt, answer if with_answer else None)
             row["images"] = [src.image(page)]
@@ -132,33 +138,12 @@ def universe(src: Source, subtree: str) -> list[Task]:
     return task_universe(src.env.structure, subtree, src.nav)
 
 
-def build_all(params: DataParams, base: Source, variants: dict[str, Source], out: str | Path,
-              progress: bool = True) -> dict[str, int]:
-    """Write every dataset of SPEC §4 into ``out`` (atomically, as one folder); returns row counts."""
-    import hashlib
-    import json
-
-    from tqdm import tqdm
-
-    from gelab.io import atomic_directory, atomic_write_text, jsonl_text
-    from gelab.tasks import subtree_roots
-
-    roots = subtree_roots(base.env.structure)
-    named = [*params.sft_subtrees, *params.rl_subtrees, params.test_subtree, params.id_subtree,
-             params.st_rl_subtree, params.mt_rl_subtree]
-    for subtree in named:
-        if subtree not in roots:
-            raise ValueError(f"data: subtree {subtree!r} is not a child of page_0 (roots: {', '.join(roots)})")
-    if params.test_subtree in [*params.sft_subtrees, *params.rl_subtrees]:
-        raise ValueError(f"data.test_subtree {params.test_subtree} is also a training subtree")
-    missing = [k for k in params.ood_variants if k not in variants]
-    if missing:
-        raise ValueError(f"data.ood_variants names {missing[0]!r} but no such variant environment was given")
-
+def _build_rows(params: DataParams, base: Source, variants: dict[str, Source],
+                roots: list[str]) -> dict[str, list[dict[str, Any]]]:
     tasks = {r: universe(base, r) for r in roots}
     files: dict[str, list[dict[str, Any]]] = {}
 
-    def rows(name: str, it: Iterator[dict[str, Any]]) -> None:
+    def rows(name: str, it: Iterable[dict[str, Any]]) -> None:
         files.setdefault(name, []).extend(it)
 
     sft = "sft.jsonl"
@@ -176,20 +161,50 @@ def build_all(params: DataParams, base: Source, variants: dict[str, Source], out
         src = variants[kind]
         rows(f"static_ood_{kind}.jsonl",
              step_rows(src, universe(src, params.test_subtree), rng_for(params.seed, f"static_ood_{kind}")))
-    rows("tasks_test.jsonl", (t.to_json() for t in tasks[params.test_subtree]))  # type: ignore[misc]
+    rows("tasks_test.jsonl", (t.to_json() for t in tasks[params.test_subtree]))
+    return files
 
-    def fingerprint(src: Source) -> str:
-        h = hashlib.sha256()
-        for name in ("ui_structure.json", "icons.json"):
-            h.update((src.env.root / name).read_bytes())
-        return h.hexdigest()
 
-    counts = {name: len(r) for name, r in files.items()}
-    manifest = {"counts": counts, "params": params.__dict__,
-                "environments": {"base": {"path": base.image_root, "sha256": fingerprint(base)},
-                                 **{k: {"path": v.image_root, "sha256": fingerprint(v)} for k, v in variants.items()}}}
+def _fingerprint(src: Source) -> str:
+    """SHA-256 of the environment's structure and art files: which environment the rows came from."""
+    h = hashlib.sha256()
+    for name in (STRUCTURE_FILE, ART_FILE):
+        h.update((src.env.root / name).read_bytes())
+    return h.hexdigest()
+
+
+def check_splits(params: DataParams, roots: list[str], variants: dict[str, Source]) -> None:
+    named = [*params.sft_subtrees, *params.rl_subtrees, params.test_subtree, params.id_subtree,
+             params.st_rl_subtree, params.mt_rl_subtree]
+    for subtree in named:
+        if subtree not in roots:
+            raise ValueError(f"data: subtree {subtree!r} is not a child of page_0 (roots: {', '.join(roots)})")
+    if params.test_subtree in [*params.sft_subtrees, *params.rl_subtrees]:
+        raise ValueError(f"data.test_subtree {params.test_subtree} is also a training subtree")
+    missing = [k for k in params.ood_variants if k not in variants]
+    if missing:
+        raise ValueError(f"data.ood_variants names {missing[0]!r} but no such variant environment was given")
+
+
+def build_all(params: DataParams, base: Source, variants: dict[str, Source], out: str | Path,
+              progress: bool = True) -> dict[str, int]:
+    """Write every dataset of SPEC §4 into ``out`` (atomically, as one folder); returns row counts."""
+    roots = subtree_roots(base.env.structure)
+    check_splits(params, roots, variants)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # ~120k small rows: the cyclic collector would only slow the build down
+    try:
+        files = _build_rows(params, base, variants, roots)
+        encoded = {name: jsonl_bytes(rows) for name, rows in files.items()}
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    counts = {name: len(rows) for name, rows in files.items()}
+    manifest = {"counts": counts, "params": asdict(params),
+                "environments": {name: {"path": src.image_root, "sha256": _fingerprint(src)}
+                                 for name, src in {"base": base, **variants}.items()}}
     with atomic_directory(out) as tmp:
-        for name in tqdm(list(files), desc="write datasets", unit="file", disable=not progress):
-            atomic_write_text(tmp / name, jsonl_text(files[name]))
-        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        for name in tqdm(list(encoded), desc="write datasets", unit="file", disable=not progress):
+            atomic_write_bytes(tmp / name, encoded[name])
+        atomic_write_json(tmp / "manifest.json", manifest)
     return counts

@@ -46,6 +46,7 @@ class Navigator:
                 Hotspot(e.name, fmt.to_norm_box(e.bbox, canvas), targets.get(e.name), e.type) for e in page.elements
             )
         self._dist_cache: dict[str, dict[str, int]] = {}
+        self._optimal_cache: dict[tuple[str, str], tuple[str, ...]] = {}
 
     # --- dynamics ------------------------------------------------------------------------------
 
@@ -87,11 +88,16 @@ class Navigator:
 
     def optimal_actions(self, page: str, target: str) -> list[str]:
         """Every action on ``page`` that starts a shortest path to ``target``, label first."""
-        dist = self.distances_to(target)
-        if page == target or page not in dist:
-            return []
-        best = [a for a, nxt in self.edges[page].items() if dist.get(nxt, -1) == dist[page] - 1]
-        return sorted(best, key=lambda a: (_PREFERENCE.get(a, 0), best.index(a)))
+        cached = self._optimal_cache.get((page, target))
+        if cached is None:
+            dist = self.distances_to(target)
+            if page == target or page not in dist:
+                cached = ()
+            else:
+                best = [a for a, nxt in self.edges[page].items() if dist.get(nxt, -1) == dist[page] - 1]
+                cached = tuple(sorted(best, key=lambda a: (_PREFERENCE.get(a, 0), best.index(a))))
+            self._optimal_cache[(page, target)] = cached
+        return list(cached)
 
     def label_action(self, page: str, target: str) -> str:
         """The one deterministic label: the first of :meth:`optimal_actions` (content > back > home)."""
