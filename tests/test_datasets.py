@@ -129,3 +129,16 @@ def test_bad_split_is_rejected(base_env: Environment, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="also a training subtree"):
         build_all(DataParams(test_subtree="page_1"), Source.of(base_env), {}, tmp_path / "y", progress=False)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_sft_total_follows_the_documented_formula(base_env: Environment, tmp_path: Path) -> None:
+    params = DataParams(ood_variants=[], sft_path_copies=2, captioning_per_icon=3, grounding_per_icon=4)
+    counts = build_all(params, Source.of(base_env), {}, tmp_path / "d", progress=False)
+    assert counts["sft.jsonl"] == 2 * 2 * 12439 + 5 * 274 + 232 * (3 + 4)
+    rows = read_jsonl(tmp_path / "d" / "sft.jsonl")
+    copies: dict[str, set[str]] = {}
+    for r in rows:
+        if r["kind"] == "navigation" and r["subtree"] == "page_2" and r["path_length"] > 1 and r["action"] == "click":
+            copies.setdefault(r["id"], set()).add(r["solution"])
+    # every click sample appears twice, almost always with a fresh random point
+    assert sum(len(v) == 2 for v in copies.values()) > 0.9 * len(copies)

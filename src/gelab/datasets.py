@@ -148,7 +148,9 @@ def _build_rows(params: DataParams, base: Source, variants: dict[str, Source],
 
     sft = "sft.jsonl"
     for r in params.sft_subtrees:
-        rows(sft, step_rows(base, tasks[r], rng_for(params.seed, f"{sft}:path:{r}")))
+        for copy in range(params.sft_path_copies):  # each copy draws fresh click points
+            key = f"{sft}:path:{r}" + (f":{copy}" if copy else "")
+            rows(sft, step_rows(base, tasks[r], rng_for(params.seed, key)))
     for r in roots:
         rows(sft, step_rows(base, edge_tasks(tasks[r]), rng_for(params.seed, f"{sft}:edge:{r}")))
     rows(sft, icon_rows(base, "captioning", params.captioning_per_icon, rng_for(params.seed, f"{sft}:captioning")))

@@ -57,6 +57,7 @@ class DataParams:
     id_subtree: str = "page_1"  # in-distribution static evaluation (an SFT subtree)
     st_rl_subtree: str = "page_3"  # single-turn RL step samples
     mt_rl_subtree: str = "page_4"  # multi-turn RL tasks
+    sft_path_copies: int = 1  # SFT path data per SFT subtree, each copy with fresh click points
     grounding_per_icon: int = 10  # samples per icon name (230 content + back + home = 232 names -> 2,320)
     captioning_per_icon: int = 10
     ood_variants: list[str] = field(default_factory=lambda: ["image", "name", "position", "noise"])
