@@ -18,7 +18,9 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] >= (3, 11), "gelab needs Python >= 3.11"'
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.lock
-.venv/bin/python -m pip install -q --no-deps -e .
+# pip, without the warnings some machines print for every missing local package index
+pip_quiet() { .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }; }
+pip_quiet install -q --upgrade pip
+pip_quiet install -q -r requirements.lock
+pip_quiet install -q --no-deps -e .
 echo "gelab installed in .venv ($(.venv/bin/python --version))"
