@@ -17,5 +17,6 @@ test: setup
 bench: setup
 	python benchmarks/run_all.py
 
-lock:
-	python -m pip freeze --exclude-editable | grep -v '^gelab' > requirements.lock
+lock:  # the header line records the Python version (flake.nix's pin is checked against it)
+	{ python -c 'import sys; print("# python %d.%d" % sys.version_info[:2])'; \
+	  python -m pip freeze --exclude-editable | grep -v '^gelab'; } > requirements.lock
