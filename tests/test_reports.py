@@ -136,14 +136,26 @@ def test_report_writes_plots_and_is_deterministic(tmp_path):
     metrics = tmp_path / "metrics"
     write(metrics, "sft", "interactive", interactive_metrics(20.0, 30.0))
     (metrics / "train").mkdir(parents=True)
-    (metrics / "train" / "sft_curve.csv").write_text("step,loss,reward\n1,2.5,\n2,2.0,\n")
+    no_curve = build_report(metrics, TARGETS, tmp_path / "no_curve").parent
+    (metrics / "train" / "sft_steps.csv").write_text("step,loss,reward\n1,2.5,\n2,2.0,\n")
     a = build_report(metrics, TARGETS, tmp_path / "a").parent
     b = build_report(metrics, TARGETS, tmp_path / "b").parent
     for name in (REPORT_MD, PASS_PNG, CURVES_PNG):
         assert (a / name).read_bytes() == (b / name).read_bytes()
     for name in (PASS_PNG, CURVES_PNG):
         assert (a / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (no_curve / CURVES_PNG).read_bytes() != (a / CURVES_PNG).read_bytes()  # the curve file is drawn
     assert f"]({PASS_PNG})" in (a / REPORT_MD).read_text()
+
+
+def test_empty_bucket_is_shown_as_no_number(tmp_path):
+    metrics = tmp_path / "metrics"
+    ours = static_metrics(70.0, 60.0, 65.0, 20.0)
+    ours["path"] = None  # e.g. a subset with no multi-step task
+    write(metrics, "sft", "static_ood", ours)
+    md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
+    (row,) = rows_of(md, "SFT", "Path")
+    assert row[5:8] == ["—", f"{load_targets(TARGETS)['sft']['static_ood']['path']:.2f}", "—"]
 
 
 # --- bad input --------------------------------------------------------------------------------------
@@ -169,8 +181,10 @@ BAD_FILES = [
     ("static_ood", _drop(static_metrics(70.0, 60.0, 65.0, 20.0), "edge"), "edge: missing key"),
     ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), 1.0, "accuracy"), "accuracy: unknown key"),
     ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), "70.0", "edge"), "edge: not a number"),
-    ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), None, "per_path", "3", "task_success"),
+    ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), "n/a", "per_path", "3", "task_success"),
      "per_path.3.task_success: not a number"),
+    ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), None, "per_path", "3", "tasks"),
+     "per_path.3.tasks: not a number"),
     ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), True, "overall"), "overall: not a number"),
     ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), math.nan, "edge"), "edge: not a finite number"),
     ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0), 0.5, "per_path", "x"), "per_path.x: unknown key"),

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--targets", default="paper/targets.yaml", help="the paper's numbers")
     build.add_argument("--out", default="reports", help="reports folder to write (replaced whole)")
     build.add_argument("--curve", action="append", metavar="STAGE=PATH",
-                       help="training-curve file of a stage (CSV or JSONL; default metrics/train/STAGE_curve.csv)")
+                       help="training-curve file of a stage (CSV or JSONL; default metrics/train/STAGE_steps.csv)")
     build.set_defaults(func=cmd_build)
 
     rev = report_sub.add_parser("paper-rev", help="write the paper targets to git branch paper-targets "

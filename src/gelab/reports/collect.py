@@ -67,7 +67,7 @@ def collect(metrics_dir: str | Path) -> RunMetrics:
 
 
 def training_summary(path: Path) -> dict[str, Any]:
-    """A training summary flattened to dotted keys; values are finite numbers, strings or booleans."""
+    """A training summary flattened to dotted keys: finite numbers, strings, booleans or null."""
     data = read_json(path)
     if not isinstance(data, dict):
         raise MetricsError(f"{path}: expected a JSON object, got {type(data).__name__}")
@@ -78,12 +78,12 @@ def training_summary(path: Path) -> dict[str, Any]:
             name = f"{prefix}{key}"
             if isinstance(value, dict):
                 walk(value, f"{name}.")
-            elif isinstance(value, str) or isinstance(value, bool):
+            elif value is None or isinstance(value, (str, bool)):
                 flat[name] = value
             elif isinstance(value, (int, float)) and math.isfinite(value):
                 flat[name] = value
             else:
-                raise MetricsError(f"{path}: {name}: not a finite number or a string ({value!r})")
+                raise MetricsError(f"{path}: {name}: not a finite number, a string or null ({value!r})")
 
     walk(data, "")
     return flat

@@ -3,7 +3,7 @@
 Format (CSV with a header row, or JSON Lines with one object per row, chosen by the extension):
 a ``step`` column (integer, required) and numeric columns such as ``loss`` and ``reward``. An empty
 CSV cell or a JSON ``null`` is a step where that quantity was not logged; it is drawn as a gap,
-never as zero. Default location: ``metrics/train/<stage>_curve.csv``.
+never as zero. Default location: ``metrics/train/<stage>_steps.csv`` (written by ``gelab train``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ Curve = dict[str, list[float]]  # column -> values, aligned with curve["step"]
 
 
 def default_curve_path(metrics_dir: str | Path, stage: str) -> Path:
-    return Path(metrics_dir) / "train" / f"{stage}_curve.csv"
+    return Path(metrics_dir) / "train" / f"{stage}_steps.csv"
 
 
 def _number(value: object, where: str) -> float:

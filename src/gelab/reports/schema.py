@@ -2,8 +2,9 @@
 
 A metrics file is ``metrics/<model>/<kind>.json``; ``kind`` selects its schema in :data:`SCHEMAS`.
 Every required key must be present, no other key may appear, percentages are finite numbers in
-0..100 and counts are non-negative integers. A problem raises :class:`MetricsError` whose message
-names the file and the dotted key. To add a key that an evaluation starts writing, add it here.
+0..100 (or ``null`` for an empty bucket, shown as "—"), counts are non-negative integers. Strings,
+booleans, NaN and infinities are errors. A problem raises :class:`MetricsError` whose message names
+the file and the dotted key. To add a key that an evaluation starts writing, add it here.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-PERCENT = "percent"  # finite number, 0..100
+PERCENT = "percent"  # finite number in 0..100, or null (an empty bucket: no samples)
+NUMBER = "number"  # finite number >= 0, or null
 COUNT = "count"  # integer >= 0
 POSITIVE = "positive"  # integer >= 1
+_NULLABLE = (PERCENT, NUMBER)
 
 _PATH_LENGTH = re.compile(r"[1-9][0-9]*")
 
@@ -46,11 +49,17 @@ _STATIC_PATH_ENTRY = Obj({"tasks": COUNT, "steps": COUNT, "step_accuracy": PERCE
 STATIC = Obj(
     required={"edge": PERCENT, "path": PERCENT, "overall": PERCENT, "task_success": PERCENT,
               "per_path": ByPath(_STATIC_PATH_ENTRY)},
-    optional={"tasks": COUNT, "steps": COUNT},
+    optional={"tasks": COUNT, "steps": COUNT, "unparseable": COUNT,  # navigation steps and tasks scored
+              "captioning": PERCENT, "captioning_samples": COUNT,   # icon rows, when the file has them
+              "grounding": PERCENT, "grounding_samples": COUNT},
 )
 _INTERACTIVE_MODE = Obj({"pass@1": PERCENT, "pass@k": PERCENT,
                          "per_path": ByPath(Obj({"tasks": COUNT, "pass@1": PERCENT, "pass@k": PERCENT}))})
-INTERACTIVE = Obj({"k": POSITIVE, "strict": _INTERACTIVE_MODE, "lenient": _INTERACTIVE_MODE})
+INTERACTIVE = Obj(
+    required={"k": POSITIVE, "strict": _INTERACTIVE_MODE, "lenient": _INTERACTIVE_MODE},
+    optional={"tasks": COUNT, "episodes": COUNT, "max_steps": POSITIVE, "steps": COUNT, "misses": COUNT,
+              "invalid": COUNT, "completed": COUNT, "mean_steps": NUMBER},
+)
 
 STATIC_KINDS = ("static_id", "static_ood", "static_ood_image", "static_ood_name",
                 "static_ood_position", "static_ood_noise")
@@ -91,6 +100,8 @@ def validate(data: Any, spec: Spec, file: str, *, partial: bool = False, key: st
 
 
 def _check_leaf(value: Any, kind: str, where: str) -> None:
+    if value is None and kind in _NULLABLE:
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MetricsError(f"{where}: not a number ({value!r})")
     if not math.isfinite(value):
@@ -99,7 +110,7 @@ def _check_leaf(value: Any, kind: str, where: str) -> None:
         raise MetricsError(f"{where}: {value!r} is not a percentage in 0..100")
     if kind in (COUNT, POSITIVE) and not isinstance(value, int):
         raise MetricsError(f"{where}: {value!r} is not an integer count")
-    if kind == COUNT and value < 0 or kind == POSITIVE and value < 1:
+    if kind in (COUNT, NUMBER) and value < 0 or kind == POSITIVE and value < 1:
         raise MetricsError(f"{where}: {value!r} is out of range")
 
 

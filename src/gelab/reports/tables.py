@@ -146,7 +146,8 @@ def training_section(run: RunMetrics, curves_png: str | None) -> str:
         if summary is None:
             text += f"{MISSING} (no `metrics/train/{stage}.json`: the stage has not run)\n\n"
             continue
-        rows = [[key, f"{v:.6g}" if isinstance(v, float) else str(v)] for key, v in summary.items()]
+        rows = [[key, NONE if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)]
+                for key, v in summary.items()]
         text += markdown_table(["Key", "Value"], rows, 1) + "\n"
     if curves_png:
         text += f"![Training curves]({curves_png})\n"
