@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup repro test bench lock
+.PHONY: setup repro test bench lock paper-diff
 
 setup:
 	bash scripts/setup.sh
@@ -17,5 +17,10 @@ test: setup
 bench: setup
 	python benchmarks/run_all.py
 
-lock:
-	python -m pip freeze --exclude-editable | grep -v '^gelab' > requirements.lock
+paper-diff:  # this run against the paper's numbers (REPRODUCE.md §7)
+	gelab report paper-rev
+	dvc metrics diff paper-targets
+
+lock:  # the header line records the Python version (flake.nix's pin is checked against it)
+	{ python -c 'import sys; print("# python %d.%d" % sys.version_info[:2])'; \
+	  python -m pip freeze --exclude-editable | grep -v '^gelab'; } > requirements.lock

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-[[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || need_apt+=(fonts-noto-color-emoji)
-[[ -f /usr/share/unicode/emoji/emoji-test.txt ]] || need_apt+=(unicode-data)
+# GELAB_EMOJI_FONT / GELAB_EMOJI_TEST (set by `nix develop`) point at files installed another way.
+[[ -f ${GELAB_EMOJI_FONT:-/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf} ]] || need_apt+=(fonts-noto-color-emoji)
+[[ -f ${GELAB_EMOJI_TEST:-/usr/share/unicode/emoji/emoji-test.txt} ]] || need_apt+=(unicode-data)
 command -v git >/dev/null || need_apt+=(git)
 if ((${#need_apt[@]})); then
   sudo_cmd=(); [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)

@@ -1,0 +1,6 @@
+"""Paper-comparison reports: read the metrics tree and the paper targets, write tables and plots.
+
+Modules, one job each: ``schema`` (what a metrics file may hold), ``collect`` (read and check the
+metrics tree), ``targets`` (the paper's numbers), ``tables`` (Markdown), ``curves`` (training-curve
+files), ``plots`` (PNGs), ``paper_ref`` (the ``paper-targets`` git branch for ``dvc metrics diff``).
+"""

@@ -1,0 +1,43 @@
+"""The paper's numbers (SPEC §8), kept in ``paper/targets.yaml`` in the metrics files' own layout.
+
+The file maps model -> metrics kind -> the same keys as ``metrics/<model>/<kind>.json``, holding only
+the numbers the paper prints. It is checked against the metrics schemas with every key optional, so
+a target can never use a key or unit that the project's metrics files do not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gelab.reports.schema import SCHEMAS, MetricsError, validate
+
+Targets = dict[str, dict[str, dict[str, Any]]]  # model -> kind -> data
+
+
+def load_targets(path: str | Path) -> Targets:
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MetricsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise MetricsError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise MetricsError(f"{path}: expected a mapping of models")
+    for model, kinds in raw.items():
+        if not isinstance(kinds, dict):
+            raise MetricsError(f"{path}: {model}: expected a mapping of metrics kinds")
+        for kind, data in kinds.items():
+            if kind not in SCHEMAS:
+                raise MetricsError(f"{path}: {model}.{kind}: unknown metrics kind (known: {', '.join(SCHEMAS)})")
+            validate(data, SCHEMAS[kind], f"{path}: {model}.{kind}", partial=True)
+    return raw
+
+
+def target_files(targets: Targets, metrics_dir: str = "metrics") -> dict[str, dict[str, Any]]:
+    """The targets as metrics files: ``{"metrics/<model>/<kind>.json": data}``."""
+    return {f"{metrics_dir}/{model}/{kind}.json": data
+            for model, kinds in targets.items() for kind, data in kinds.items()}
