@@ -15,7 +15,7 @@ test: setup
 	python -m pytest -q
 
 bench: setup
-	python benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do python "$$f" || exit 1; done
 
 paper-diff:  # this run against the paper's numbers (REPRODUCE.md §7)
 	gelab report paper-rev
