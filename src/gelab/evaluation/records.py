@@ -76,3 +76,33 @@ class AppendLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False) -> None:
+    """Tie a log to the run that writes it, through ``PATH.run.json`` beside it.
+
+    A restarted run may continue a log only if it is the same run (same policy, model, data and
+    settings); otherwise this raises ``ValueError`` naming the first differing setting. ``fresh``
+    removes the log and starts over.
+    """
+    import json
+
+    from gelab.io import atomic_write_json
+
+    path = Path(path)
+    meta = path.with_name(path.name + ".run.json")
+    if fresh:
+        path.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+    identity = json.loads(json.dumps(identity))  # as it reads back from JSON
+    if path.exists() and path.stat().st_size > 0:
+        try:
+            old = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise ValueError(f"{path}: exists but {meta.name} is missing or broken; cannot tell which run wrote "
+                             f"it (pass --fresh to start over)") from None
+        for key in sorted(set(old) | set(identity)):
+            if old.get(key) != identity.get(key):
+                raise ValueError(f"{path}: written by another run ({key}: {old.get(key)!r} there, "
+                                 f"{identity.get(key)!r} now); pass --fresh to start over")
+    atomic_write_json(meta, identity)

@@ -285,14 +285,18 @@ def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
     return out
 
 
-def score_file(predictions: str | Path, samples: str | Path | None = None) -> dict[str, Any]:
-    """Load, check and score one prediction file (optionally against the samples it answers)."""
+def score_file(predictions: str | Path, samples: str | Path | Sequence[dict[str, Any]] | None = None,
+               samples_name: str = "samples") -> dict[str, Any]:
+    """Load, check and score one prediction file (optionally against the samples it answers:
+    a static file, or its rows)."""
     from gelab.io import read_jsonl
 
     records = load_predictions(predictions)
     if not records:
         raise PredictionFileError(f"{predictions}: no rows")
+    if isinstance(samples, (str, Path)):
+        samples_name, samples = str(samples), read_jsonl(samples)
     if samples is not None:
-        check_against_samples(records, read_jsonl(samples), str(samples))
+        check_against_samples(records, samples, samples_name)
     check_records(records)
     return static_metrics(records)
