@@ -32,10 +32,11 @@ def tasks(subtree: str = TEST_SUBTREE) -> list[Task]:
     return task_universe(env_base()[0], subtree, navigator())
 
 
-def static_rows(subtree: str = TEST_SUBTREE, task_list: list[Task] | None = None) -> list[dict[str, Any]]:
+def static_rows(subtree: str = TEST_SUBTREE, task_list: list[Task] | None = None,
+                image_root: str = "env") -> list[dict[str, Any]]:
     """The static-evaluation rows of a subtree (as the data stage writes them), images not rendered."""
     structure, art = env_base()
-    src = Source(Environment(Path("env"), structure, art, RenderSettings()), navigator(), "env")
+    src = Source(Environment(Path(image_root), structure, art, RenderSettings()), navigator(), image_root)
     return list(step_rows(src, task_list if task_list is not None else tasks(subtree), random.Random(0)))
 
 
@@ -126,13 +127,27 @@ def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
     return out
 
 
-def write_env_folder(out: Path) -> Path:
-    """Env-Base as a folder with its structure and art file but no rendered images (reference policies)."""
+def write_env_folder(out: Path, images: bool = False, size: int = 448) -> Path:
+    """Env-Base as a folder with its structure and art file; page images (``images``) are stand-ins:
+    coloured boxes where the elements are, not the rendered icons (enough for model-backend tests)."""
     import json
+
+    from PIL import Image, ImageDraw
 
     structure, art = env_base()
     out.mkdir(parents=True, exist_ok=True)
     (out / "ui_structure.json").write_text(structure.dumps(), encoding="utf-8")
-    (out / "icons.json").write_text(json.dumps({"model_image_size": 448, "title_box": [389, 60, 789, 260],
+    (out / "icons.json").write_text(json.dumps({"model_image_size": size, "title_box": [389, 60, 789, 260],
                                                 "art": art}), encoding="utf-8")
+    if images:
+        (out / "model_images").mkdir(exist_ok=True)
+        w, h = structure.canvas
+        for n, page in enumerate(structure.pages.values()):
+            img = Image.new("RGB", (size, size), "white")
+            draw = ImageDraw.Draw(img)
+            for k, e in enumerate(page.elements):
+                x1, y1, x2, y2 = (e.bbox[0] * size // w, e.bbox[1] * size // h, e.bbox[2] * size // w,
+                                  e.bbox[3] * size // h)
+                draw.rectangle((x1, y1, x2, y2), fill=((37 * n + 71 * k) % 256, (91 * k) % 256, (53 * n) % 256))
+            img.save(out / "model_images" / page.image)
     return out

@@ -119,10 +119,8 @@ def test_history_is_written_as_in_training() -> None:
     task = next(t for t in tasks() if t.path_length == 3)
     log_rows: list[dict] = []
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.path = Path("mem")
-            self.rows: list[dict] = []
+    class Recorder:  # an in-memory stand-in for AppendLog
+        path, rows = Path("mem"), []
 
         def write(self, rows) -> None:
             log_rows.extend(rows)
