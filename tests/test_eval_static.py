@@ -282,3 +282,48 @@ def test_metrics_of_unscorable_only_file(tmp_path: Path) -> None:
     m = static_metrics(records)
     assert (m["overall"], m["edge"], m["task_success"]) == (0.0, 0.0, 0.0)
     assert m["unparseable"] == len(preds)
+
+
+# instruction_step (the scorer's fast reader of released prompts) accepts exactly what parse_instruction does
+INSTRUCTIONS = [
+    "<image>Instruction: from page_1 to page_6. History: Null",  # first step
+    "Instruction: from page_1 to page_6. History: step1: click home icon on page_1.",  # no placeholder
+    "Instruction: from page_1 to page_6. History: step1: click a_1 icon on page_1. step2: click b_2 icon on page_0.",
+    "Instruction: from page_1 to page_6. History: step2: click a_1 icon on page_1.",  # numbering starts at 2
+    "Instruction: from page_1 to page_6. History: step1: click a_1 icon on page_1.  step2: click b icon on page_0.",
+    "Instruction: from page_1 to page_6. History: step1: click a_1 icon on page_1. junk",  # trailing text
+    "Instruction: from page_1 to page_6. History: step1: click a 1 icon on page_1.",  # name with a space
+    "Instruction: from page_1 to page_6. History: ",  # empty history
+    "from page_1 to page_6",  # no instruction
+]
+
+
+@pytest.mark.parametrize("text", INSTRUCTIONS)
+def test_instruction_step_agrees_with_parse_instruction(text: str) -> None:
+    full = fmt.parse_instruction(text)
+    assert fmt.instruction_step(text) == (None if full is None else (full[0], full[1], len(full[2])))
+
+
+def test_instruction_step_on_every_prompt_of_a_subtree() -> None:
+    for row in static_rows():
+        user = row["messages"][1]["content"]
+        assert fmt.instruction_step(user) == (row["start"], row["target"], row["step"])
+
+
+def test_captioning_and_grounding_are_scored_when_present(tmp_path: Path) -> None:
+    from evalkit import env_base, navigator
+    from gelab.datasets import Source, icon_rows
+    from gelab.envdir import Environment, RenderSettings
+
+    structure, art = env_base()
+    src = Source(Environment(Path("env"), structure, art, RenderSettings()), navigator(), "env")
+    grounding = list(icon_rows(src, "grounding", 1, random.Random(1)))[:8]
+    captioning = list(icon_rows(src, "captioning", 1, random.Random(2)))[:4]
+    nav_rows = static_rows()[:2]  # one whole task (path length 1)
+    preds = [prediction_row(r, r["solution"]) for r in nav_rows]
+    preds += [prediction_row(r, r["solution"] if i < 6 else fmt.complete_text()) for i, r in enumerate(grounding)]
+    preds += [prediction_row(r, r["solution"] if i < 1 else "") for i, r in enumerate(captioning)]
+    m = score_file(write_jsonl(tmp_path / "p.jsonl", preds))
+    assert (m["grounding"], m["grounding_samples"]) == (75.0, 8)  # 6 of 8 right
+    assert (m["captioning"], m["captioning_samples"]) == (25.0, 4)  # 1 of 4 right
+    assert m["steps"] == 2 and m["overall"] == 100.0  # icon rows stay out of the navigation buckets
