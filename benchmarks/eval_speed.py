@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from gelab.envdir import load_environment
-from gelab.evaluation.interactive import interactive_metrics, run_episodes
+from gelab.evaluation.interactive import Episode, interactive_metrics, run_episodes
 from gelab.evaluation.policies import ModelPolicy, OraclePolicy
 from gelab.evaluation.records import AppendLog
 from gelab.evaluation.static import score_file
@@ -79,7 +79,8 @@ def bench_static(static: str, repeats: int, tmp: Path) -> None:
               f"(overall {m['overall']:.2f})")  # type: ignore[index]
 
 
-def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: int, max_steps: int) -> None:
+def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: int, max_steps: int,
+             group: int = 32) -> None:
     from gelab.evaluation.backends import Sampling
     from gelab.evaluation.backends.hf import HFBackend
 
@@ -91,9 +92,10 @@ def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: 
     env = load_environment(env_dir)
     nav = Navigator(env.structure)
     tasks = stratified(task_universe(env.structure, subtree, nav), n_tasks, lambda t: t.path_length, 0)
+    image_of = lambda p: str(env.model_image_path(p))  # noqa: E731
     backend = HFBackend(model, Sampling(max_new_tokens=48), device="cpu")
     policy = ModelPolicy(backend)
-    image_of = lambda p: str(env.model_image_path(p))  # noqa: E731
+    backend.generate(policy.requests([Episode(tasks[0], 0, tasks[0].start).observation(image_of)]))  # warm-up
 
     class Log:
         path, rows = Path("mem"), []
@@ -104,15 +106,20 @@ def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: 
         def write(self, rows) -> None:
             self.out.extend(rows)
 
-    batched_log = Log()
-    start, start_cpu = time.perf_counter(), time.process_time()
-    run_episodes(nav, tasks, policy, attempts=1, max_steps=max_steps, image_of=image_of, log=batched_log)
-    batched, batched_cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    seq_log = Log()
-    start, start_cpu = time.perf_counter(), time.process_time()
-    for task in tasks:  # the earlier reproduction: one step of one episode per model call
-        run_episodes(nav, [task], policy, attempts=1, max_steps=max_steps, image_of=image_of, log=seq_log)
-    sequential, sequential_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    # Interleaved by groups of `group` tasks, so that load from other processes hits both modes alike.
+    batched_log, seq_log = Log(), Log()
+    batched = sequential = batched_cpu = sequential_cpu = 0.0
+    for lo in range(0, len(tasks), group):
+        chunk = tasks[lo:lo + group]
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run_episodes(nav, chunk, policy, attempts=1, max_steps=max_steps, image_of=image_of, log=batched_log)
+        batched += time.perf_counter() - start
+        batched_cpu += time.process_time() - start_cpu
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for task in chunk:  # the earlier reproduction: one step of one episode per model call
+            run_episodes(nav, [task], policy, attempts=1, max_steps=max_steps, image_of=image_of, log=seq_log)
+        sequential += time.perf_counter() - start
+        sequential_cpu += time.process_time() - start_cpu
     key = lambda r: (r["episode"], r["step"])  # noqa: E731
     same = sorted(batched_log.out, key=key) == sorted(seq_log.out, key=key)
     print(f"hf greedy interactive, {len(tasks)} tasks x {max_steps} steps ({len(seq_log.out)} model answers): "
@@ -129,6 +136,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hf-tasks", type=int, default=32)
     ap.add_argument("--hf-steps", type=int, default=3)
+    ap.add_argument("--hf-group", type=int, default=32, help="tasks per batched/sequential interleaving group")
     ap.add_argument("--skip-hf", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
@@ -136,7 +144,7 @@ def main() -> int:
         bench_oracle(args.env, args.subtree, args.repeats, tmp)
         bench_static(args.static, args.repeats, tmp)
         if not args.skip_hf:
-            bench_hf(args.env, args.subtree, args.model, tmp, args.hf_tasks, args.hf_steps)
+            bench_hf(args.env, args.subtree, args.model, tmp, args.hf_tasks, args.hf_steps, args.hf_group)
     return 0
 
 
