@@ -327,3 +327,23 @@ def test_captioning_and_grounding_are_scored_when_present(tmp_path: Path) -> Non
     assert (m["grounding"], m["grounding_samples"]) == (75.0, 8)  # 6 of 8 right
     assert (m["captioning"], m["captioning_samples"]) == (25.0, 4)  # 1 of 4 right
     assert m["steps"] == 2 and m["overall"] == 100.0  # icon rows stay out of the navigation buckets
+
+
+def test_static_predictions_resume_after_a_cut(tmp_path: Path) -> None:
+    from evalkit import navigator
+    from gelab.evaluation.policies import reference_policy
+    from gelab.evaluation.static_run import predict, select_samples
+
+    samples = select_samples(static_rows(), 70, seed=0)
+    policy = reference_policy("random", navigator(), seed=2)
+    whole = tmp_path / "whole.jsonl"
+    assert predict(samples, policy, whole, batch_size=25) == len(samples)
+    expected = score_file(whole, samples)
+    cut = tmp_path / "cut.jsonl"
+    lines = whole.read_bytes().split(b"\n")
+    cut.write_bytes(b"\n".join(lines[:100]) + b"\n" + lines[100][:30])  # killed while writing row 101
+    made = predict(samples, policy, cut, batch_size=25)
+    assert made == len(samples) - 100
+    assert score_file(cut, samples) == expected
+    assert sorted(cut.read_bytes().split(b"\n")) == sorted(whole.read_bytes().split(b"\n"))
+    assert 0 < expected["overall"] < 100 and expected["tasks"] == 70
