@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "gelab.cli_env",
     "gelab.cli_data",
     "gelab.cli_report",
+    "gelab.cli_eval",
 ]
 
 

@@ -63,8 +63,35 @@ class DataParams:
     ood_variants: list[str] = field(default_factory=lambda: ["image", "name", "position", "noise"])
 
 
+@dataclass(frozen=True)
+class EvalParams:
+    """Static and interactive evaluation (SPEC §5). Limits are for the CPU profile; None = the full set."""
+
+    seed: int = 0  # sampling seeds (per episode and step) and task subsets derive from this
+    attempts: int = 5  # interactive attempts per task: Pass@1 = mean, Pass@k = any (k = attempts)
+    max_steps: int = 12  # interactive step cap (paper: "e.g. 12")
+    temperature: float = 1.0  # interactive sampling; > 0 so that attempts differ (the paper does not say)
+    top_p: float = 1.0
+    top_k: int = 0  # 0: no top-k cut
+    static_temperature: float = 0.0  # static benchmark decodes greedily
+    max_new_tokens: int = 64  # an answer line is about 40 Qwen tokens
+    batch_size: int = 8  # requests per model call (reference policies take every live episode at once)
+    backend: str = "hf"  # model stages: hf | vllm | openai
+    device: str = "auto"  # hf backend: auto | cpu | cuda
+    max_pixels: int = 200704  # 448² -> 256 visual tokens (SPEC §1)
+    static_limit_tasks: int = 0  # model stages: tasks per static file (all their steps), stratified; 0 = all
+    interactive_limit_tasks: int = 0  # model stages: tasks of the interactive run, stratified; 0 = all 2,162
+    reference_policies: list[str] = field(default_factory=lambda: ["oracle", "random", "home-then-complete"])
+    checkpoints: dict[str, str] = field(default_factory=dict)  # model name -> HF folder (e.g. sft: build/checkpoints/sft/final)
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        return {_check_type(k, key_type, f"{where}"): _check_type(v, value_type, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -1,0 +1,176 @@
+"""Model backends on a tiny random Qwen2.5-VL: hf batching and sampling, the openai backend on a
+real loopback server (``swift deploy``), and the CLI end to end with a model policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from evalkit import TEST_SUBTREE, build_tiny_qwen, navigator, static_rows, tasks, write_env_folder
+from gelab import format as fmt
+from gelab.evaluation.backends import Request, Sampling
+from gelab.evaluation.interactive import interactive_metrics, run_episodes
+from gelab.evaluation.policies import ModelPolicy
+from gelab.evaluation.records import read_log
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SMALL_IMAGES = 112 * 112  # 16 visual tokens: keeps CPU tests fast (the paper profile uses 448²)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_qwen(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_env_folder(tmp_path_factory.mktemp("env") / "base", images=True)
+
+
+def requests(env_dir: Path, n: int = 4) -> list[Request]:
+    pages = ["page_0", "page_5", "page_18", "page_19", "page_40", "page_41"][:n]
+    return [Request(fmt.SYSTEM_PROMPT, fmt.instruction_text(p, "page_0", "Null" if i % 2 else
+                                                            "step1: click home icon on page_7."),
+                    str(env_dir / "model_images" / f"{p}.png"), seed=1000 + i) for i, p in enumerate(pages)]
+
+
+def test_hf_batched_greedy_equals_one_at_a_time(tiny_model: Path, env_dir: Path) -> None:
+    from gelab.evaluation.backends.hf import HFBackend
+
+    backend = HFBackend(tiny_model, Sampling(max_new_tokens=12), device="cpu", max_pixels=SMALL_IMAGES)
+    reqs = requests(env_dir)
+    batched = backend.generate(reqs)
+    assert batched == [backend.generate([r])[0] for r in reqs]
+    assert len(set(batched)) > 1  # different prompts and images give different answers
+
+
+def test_hf_sampling_is_per_request_not_per_batch(tiny_model: Path, env_dir: Path) -> None:
+    from gelab.evaluation.backends.hf import HFBackend
+
+    backend = HFBackend(tiny_model, Sampling(temperature=1.0, top_k=50, max_new_tokens=12), device="cpu",
+                        max_pixels=SMALL_IMAGES)
+    reqs = requests(env_dir)
+    together = backend.generate(reqs)
+    assert backend.generate(reqs[1:3]) == together[1:3]  # other rows of the batch do not matter
+    reseeded = [Request(r.system, r.user, r.image, r.seed + 1) for r in reqs]
+    assert backend.generate(reseeded) != together  # the seed does
+
+
+def test_hf_policy_in_the_interactive_harness(tiny_model: Path, env_dir: Path) -> None:
+    from gelab.evaluation.backends.hf import HFBackend
+
+    backend = HFBackend(tiny_model, Sampling(temperature=1.0, max_new_tokens=8), device="cpu",
+                        max_pixels=SMALL_IMAGES)
+    rows: list[dict] = []
+
+    class Log:  # an in-memory stand-in for AppendLog
+        path, rows = Path("mem"), []
+
+        def write(self, new) -> None:
+            rows.extend(new)
+
+    task_list = tasks()[:3]
+    eps = run_episodes(navigator(), task_list, ModelPolicy(backend, seed=5), attempts=2, max_steps=2,
+                       image_of=lambda p: str(env_dir / "model_images" / f"{p}.png"), log=Log(), batch_size=4)
+    m = interactive_metrics(eps, 2, 2)
+    assert m["episodes"] == 6 and len(rows) == m["steps"] == sum(e.steps for e in eps)
+    assert all(isinstance(r["output"], str) and r["prompt"].startswith("Instruction: from ") for r in rows)
+    by_episode = {}
+    for r in rows:
+        by_episode.setdefault(r["task"], {})[r["attempt"]] = r["output"]
+    assert any(v[0] != v[1] for v in by_episode.values())  # sampled attempts differ
+
+
+@pytest.mark.slow
+def test_cli_static_and_interactive_with_the_hf_backend(tiny_model: Path, env_dir: Path, tmp_path: Path) -> None:
+    samples = tmp_path / "static_ood.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in static_rows(image_root=str(env_dir))))
+    envvars = {**os.environ, "PYTHONPATH": str(SRC)}
+    common = ["--policy", "hf", "--model", str(tiny_model), "--device", "cpu", "--max-pixels", str(SMALL_IMAGES),
+              "--max-new-tokens", "8", "--limit-tasks", "7", "--batch-size", "16"]
+    out = tmp_path / "m.json"
+    subprocess.run([sys.executable, "-m", "gelab.cli", "eval", "static", "--samples", str(samples),
+                    "--predictions", str(tmp_path / "p.jsonl"), "--out", str(out), *common],
+                   check=True, env=envvars, capture_output=True)
+    m = json.loads(out.read_text())
+    assert m["tasks"] == 7 and sorted(m["per_path"]) == [str(n) for n in range(1, 8)]
+    assert m["steps"] == sum(int(n) + 1 for n in m["per_path"])  # one task per length, L+1 steps each
+    out = tmp_path / "i.json"
+    subprocess.run([sys.executable, "-m", "gelab.cli", "eval", "interactive", "--env", str(env_dir), "--subtree",
+                    TEST_SUBTREE, "--attempts", "2", "--max-steps", "2", "--out", str(out), *common],
+                   check=True, env=envvars, capture_output=True)
+    m = json.loads(out.read_text())
+    assert m["k"] == 2 and m["tasks"] == 7 and set(m["strict"]) == {"pass@1", "pass@k", "per_path"}
+    rows, _ = read_log(tmp_path / "i.trajectories.jsonl")
+    assert len(rows) == m["steps"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def swift_server(tiny_model: Path, tmp_path: Path):
+    swift = Path(sys.executable).with_name("swift")
+    if not swift.exists():
+        pytest.skip("ms-swift's swift command is not installed")
+    port = _free_port()
+    log = open(tmp_path / "deploy.log", "wb")
+    proc = subprocess.Popen([str(swift), "deploy", "--model", str(tiny_model), "--model_type", "qwen2_5_vl",
+                             "--template", "qwen2_5_vl", "--infer_backend", "transformers", "--host", "127.0.0.1",
+                             "--port", str(port), "--served_model_name", "tiny", "--max_new_tokens", "16"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("swift deploy did not come up:\n"
+                                   + (tmp_path / "deploy.log").read_text(errors="replace")[-3000:])
+            time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: the group this test started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_openai_backend_against_swift_deploy(swift_server: str, env_dir: Path) -> None:
+    from gelab.evaluation.backends.openai import OpenAIBackend
+
+    greedy = OpenAIBackend(swift_server, "tiny", Sampling(max_new_tokens=8), concurrency=4)
+    reqs = requests(env_dir)
+    answers = greedy.generate(reqs)
+    assert len(answers) == 4 and all(isinstance(a, str) and a for a in answers)
+    assert greedy.generate(reqs[:1]) == answers[:1]  # greedy: the same request, the same answer
+    sampled = OpenAIBackend(swift_server, "tiny", Sampling(temperature=1.0, max_new_tokens=8), concurrency=4)
+    task_list = tasks()[:2]
+    eps = run_episodes(navigator(), task_list, ModelPolicy(sampled, seed=1), attempts=2, max_steps=2,
+                       image_of=lambda p: str(env_dir / "model_images" / f"{p}.png"))
+    m = interactive_metrics(eps, 2, 2)
+    assert m["episodes"] == 4 and m["steps"] == sum(e.steps for e in eps) > 0
+    bad = OpenAIBackend(swift_server, "no-such-model", Sampling(max_new_tokens=4), retries=0)
+    with pytest.raises(RuntimeError, match="request to .* failed"):
+        bad.generate(reqs[:1])

@@ -1,0 +1,349 @@
+"""Static benchmark: step scoring table, metrics buckets, both file layouts, bad files, fuzz."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evalkit import prediction_row, release_row, static_rows
+from gelab import format as fmt
+from gelab.evaluation.static import (PredictionFileError, StepRecord, check_records, load_predictions, score_file,
+                                     static_metrics, step_correct)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def click_record(prediction: object, name: str = "Sports_73", box=(207, 582, 377, 660)) -> StepRecord:
+    return StepRecord("t", "page_5:page_1->page_6#0", "navigation", "page_5", "page_1", "page_6", 1, 0, "click",
+                      name, box, prediction)
+
+
+def complete_record(prediction: object) -> StepRecord:
+    return StepRecord("t", "page_5:page_1->page_6#1", "navigation", "page_5", "page_1", "page_6", 1, 1, "complete",
+                      None, None, prediction)
+
+
+CLICK = "Explain:click Sports_73 icon on page_1.\tAction: click(start_box='<|box_start|>({x},{y})<|box_end|>')"
+
+# Ground truth: click Sports_73 inside bbox_norm [207, 582, 377, 660].
+CLICK_TABLE = [
+    (CLICK.format(x=258, y=619), True),  # the exact format, point inside
+    (CLICK.format(x=207, y=582), True),  # top-left corner: the hit test is inclusive
+    (CLICK.format(x=377, y=660), True),  # bottom-right corner: inclusive
+    (CLICK.format(x=206, y=619), False),  # one unit left of the box
+    (CLICK.format(x=258, y=661), False),  # one unit below the box
+    (CLICK.format(x=1200, y=619), False),  # outside the screen (0..1000)
+    (CLICK.format(x=-5, y=619), False),  # negative coordinate
+    (CLICK.format(x=258, y=619).replace("Sports_73", "Sports_74"), False),  # right place, wrong name
+    (CLICK.format(x=258, y=619).replace("Sports_73", "Sports 73"), False),  # name with a space
+    (CLICK.format(x=258, y=619).replace("Explain:click Sports_73 icon on page_1.", ""), False),  # no explanation
+    ("Explain:click Sports_73 icon on page_1.\tAction: click(start_box='<|box_start|>(258, 619)<|box_end|>')",
+     True),  # space inside (x,y): not well formed, but the action is readable and right
+    ("explain: click Sports_73 icon on page_1. Action: click((258,619))", True),  # lenient spelling, same action
+    (fmt.complete_text(), False),  # complete where a click is expected
+    ("", False),  # empty output
+    ("\x00\xff\ufffd" * 50, False),  # binary garbage
+    ("x" * 5000 + CLICK.format(x=258, y=619), False),  # answer beyond the 4096 characters read
+    (CLICK.format(x=258, y=619) + "x" * 100_000, True),  # huge tail after a right answer
+    (None, False),  # not text at all
+    (12345, False),  # not text at all
+]
+
+COMPLETE_TABLE = [
+    (fmt.complete_text(), True),  # the exact format
+    ("Explain: this is target page. Action: complete", True),  # space instead of TAB: action still complete
+    ("Action: complete", True),  # no explanation: the action decides
+    (CLICK.format(x=258, y=619), False),  # a click where complete is expected
+    ("complete", False),  # no 'Action:'
+    ("", False),  # empty
+    (["Action: complete"], False),  # a list, not text
+]
+
+
+@pytest.mark.parametrize("prediction,expected", CLICK_TABLE)
+def test_click_step_table(prediction: object, expected: bool) -> None:
+    assert step_correct(click_record(prediction)) is expected
+
+
+@pytest.mark.parametrize("prediction,expected", COMPLETE_TABLE)
+def test_complete_step_table(prediction: object, expected: bool) -> None:
+    assert step_correct(complete_record(prediction)) is expected
+
+
+def test_buckets_and_task_success_on_hand_made_answers(tmp_path: Path) -> None:
+    rows = static_rows()
+    by_task: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        by_task.setdefault((r["start"], r["target"]), []).append(r)
+    picked = {}
+    for length in (1, 2, 3):  # one task of each of the shortest lengths
+        picked[length] = next(v for v in by_task.values() if v[0]["path_length"] == length)
+    # wrong on purpose: the first step of the length-2 task (an edge step), the second of length 3 (a path step)
+    wrong = {picked[2][0]["id"], picked[3][1]["id"]}
+    preds = [prediction_row(r, "garbage" if r["id"] in wrong else r["solution"])
+             for v in picked.values() for r in v]
+    m = score_file(write_jsonl(tmp_path / "p.jsonl", preds))
+    # steps: 2 + 3 + 4 = 9, two wrong; edge steps: 3, one wrong; path click steps: 1 (len 2) + 2 (len 3), one wrong
+    assert m["steps"] == 9 and m["tasks"] == 3
+    assert m["overall"] == pytest.approx(100 * 7 / 9)
+    assert m["edge"] == pytest.approx(100 * 2 / 3)
+    assert m["path"] == pytest.approx(100 * 2 / 3)
+    assert m["task_success"] == pytest.approx(100 / 3)
+    assert m["per_path"]["1"] == {"tasks": 1, "steps": 2, "step_accuracy": 100.0, "task_success": 100.0}
+    assert m["per_path"]["2"] == {"tasks": 1, "steps": 3, "step_accuracy": pytest.approx(200 / 3), "task_success": 0.0}
+    assert m["per_path"]["3"]["step_accuracy"] == pytest.approx(75.0)
+    assert m["unparseable"] == 2
+
+
+def test_full_subtree_solutions_score_100_and_counts_match_the_paper(tmp_path: Path) -> None:
+    rows = static_rows()
+    m = score_file(write_jsonl(tmp_path / "p.jsonl", [prediction_row(r, r["solution"]) for r in rows]))
+    assert (m["edge"], m["path"], m["overall"], m["task_success"]) == (100.0, 100.0, 100.0, 100.0)
+    assert m["steps"] == 12439 and m["tasks"] == 2162
+    assert [m["per_path"][str(n)]["tasks"] for n in range(1, 8)] == [137, 147, 222, 324, 492, 456, 384]
+
+
+def test_released_layout_scores_like_the_project_layout(tmp_path: Path) -> None:
+    rows = static_rows()
+    rng = random.Random(7)
+    answers = [r["solution"] if rng.random() < 0.6 else rng.choice([fmt.complete_text(), "", "Action: click(1,1)"])
+               for r in rows]
+    ours = write_jsonl(tmp_path / "ours.jsonl", [prediction_row(r, a) for r, a in zip(rows, answers)])
+    released = [release_row(r, a, i) for i, (r, a) in enumerate(zip(rows, answers))]
+    as_jsonl = write_jsonl(tmp_path / "released.jsonl", released)
+    as_array = tmp_path / "released.json"
+    as_array.write_text(json.dumps(released, indent=2), encoding="utf-8")
+    expected = score_file(ours)
+    assert 0 < expected["overall"] < 100
+    assert score_file(as_jsonl) == expected
+    assert score_file(as_array) == expected
+
+
+def test_released_layout_example_record(tmp_path: Path) -> None:
+    # shape of the release's static-eval records: user + ground-truth assistant, pixel and 0..1000 boxes
+    record = {"idx": 0, "path": 1, "task": "From page_1 to page_6", "bbox": [244, 1488, 444, 1688],
+              "bbox_norm": [207, 582, 377, 660],
+              "messages": [{"role": "user", "content": "<image>Instruction: from page_1 to page_6. History: Null"},
+                           {"role": "assistant", "content": CLICK.format(x=258, y=619)}],
+              "images": ["datas/images/page_1.png"], "prediction": CLICK.format(x=300, y=600)}
+    (r,) = load_predictions(write_jsonl(tmp_path / "r.jsonl", [record]))
+    assert (r.start, r.target, r.step, r.action, r.gt_name, r.bbox_norm) == \
+        ("page_1", "page_6", 0, "click", "Sports_73", (207, 582, 377, 660))
+    assert step_correct(r)
+
+
+def _predictions(tmp_path: Path, rows: list[dict]) -> Path:
+    return write_jsonl(tmp_path / "p.jsonl", [prediction_row(r, r["solution"]) for r in rows])
+
+
+def test_missing_row_is_named(tmp_path: Path) -> None:
+    rows = static_rows()
+    gone = rows.pop(100)
+    with pytest.raises(PredictionFileError, match=f"missing row '{gone['id']}'"):
+        score_file(_predictions(tmp_path, rows))
+
+
+def test_missing_row_against_samples_is_named(tmp_path: Path) -> None:
+    samples = static_rows()
+    first_task = [r for r in samples if (r["start"], r["target"]) == (samples[0]["start"], samples[0]["target"])]
+    preds = _predictions(tmp_path, [r for r in samples if r not in first_task])  # a whole task missing
+    sample_file = write_jsonl(tmp_path / "samples.jsonl", samples)
+    with pytest.raises(PredictionFileError, match=f"row '{samples[0]['id']}' has no prediction"):
+        score_file(preds, sample_file)
+
+
+def test_duplicate_row_is_named_with_both_lines(tmp_path: Path) -> None:
+    rows = static_rows()[:50]
+    rows.insert(30, rows[10])
+    with pytest.raises(PredictionFileError, match=rf"line 31: duplicate row '{rows[10]['id']}' \(first at line 11\)"):
+        score_file(_predictions(tmp_path, rows))
+
+
+def test_wrong_subtree_is_named(tmp_path: Path) -> None:
+    samples = static_rows()
+    preds = [prediction_row(r, r["solution"]) for r in samples]
+    preds[5]["subtree"] = "page_4"
+    with pytest.raises(PredictionFileError, match=rf"line 6: row .* is from subtree page_4, .* is subtree page_5"):
+        score_file(write_jsonl(tmp_path / "p.jsonl", preds), write_jsonl(tmp_path / "s.jsonl", samples))
+
+
+def test_rows_of_another_subtree_match_no_sample(tmp_path: Path) -> None:
+    samples = static_rows()
+    other = static_rows("page_4")
+    preds = _predictions(tmp_path, other)
+    with pytest.raises(PredictionFileError, match=r"line 1: row 'page_4:page_0->page_4#0' matches no row"):
+        score_file(preds, write_jsonl(tmp_path / "s.jsonl", samples))
+
+
+def test_bad_json_and_missing_prediction_are_named(tmp_path: Path) -> None:
+    rows = [prediction_row(r, r["solution"]) for r in static_rows()[:10]]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    path.write_text(path.read_text() + "{broken\n")
+    with pytest.raises(PredictionFileError, match="line 11: not JSON"):
+        score_file(path)
+    del rows[3]["prediction"]
+    with pytest.raises(PredictionFileError, match="line 4: missing field 'prediction'"):
+        score_file(write_jsonl(tmp_path / "q.jsonl", rows))
+
+
+# --- fuzz -------------------------------------------------------------------------------------
+
+def _garbage(rng: random.Random, sample: dict) -> tuple[object, bool]:
+    """A generated model output for ``sample`` and whether it must be scored right."""
+    page, name, box = sample["page"], sample["gt_name"], sample["bbox_norm"]
+    kind = rng.randrange(12)
+    if kind == 0:  # a right answer
+        if sample["action"] == "complete":
+            return fmt.complete_text(), True
+        return fmt.click_text(name, page, rng.randint(box[0], box[2]), rng.randint(box[1], box[3])), True
+    if kind == 1:  # binary garbage
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(200))).decode("latin-1"), False
+    if kind == 2:  # empty or whitespace
+        return rng.choice(["", " ", "\n\t", "\x00"]), False
+    if kind == 3:  # huge: the answer hidden after the characters that are read
+        return "y" * rng.randrange(4097, 50_000) + sample["solution"], False
+    if kind == 4:  # click outside the screen
+        return fmt.click_text(name or "home", page, 0, 0).replace("(0,0)", f"({rng.randint(1001, 10**6)},500)"), False
+    if kind == 5:  # a name with spaces
+        return fmt.click_text((name or "home") + " x", page, 500, 500).replace("_", " "), False
+    if kind == 6:  # not text
+        return rng.choice([None, 3, 2.5, [], {"a": 1}, True]), False
+    if kind == 7:  # wrong action type
+        if sample["action"] == "complete":
+            return fmt.click_text("home", page, 500, 50), False
+        return fmt.complete_text(), False
+    if kind == 8:  # point just outside the box (when a click is expected)
+        if sample["action"] == "complete":
+            return "Action: click(500,500)", False
+        return fmt.click_text(name, page, box[2] + 1, box[3]), False
+    if kind == 9:  # random printable noise around the keywords
+        noise = "".join(rng.choice("Action:click()<|box_start|>,0123456789 \t") for _ in range(rng.randrange(80)))
+        return noise, False  # never names the icon, never spells "complete"
+    if kind == 10:  # a different icon name at the right place
+        if sample["action"] == "complete":
+            return "", False
+        return fmt.click_text(name + "9", page, box[0], box[1]), False
+    return "".join(chr(rng.randrange(0x10FFFF)) for _ in range(rng.randrange(1, 60)))\
+        .encode("utf-8", "replace").decode("utf-8", "replace"), False
+
+
+def test_fuzz_ten_thousand_outputs_never_crash_and_score_as_expected(tmp_path: Path) -> None:
+    rng = random.Random(2024)
+    rows = static_rows()
+    preds, must_be_right = [], 0
+    for sample in rows:  # 12,439 generated outputs, one per step of the subtree
+        output, right = _garbage(rng, sample)
+        must_be_right += right
+        preds.append(prediction_row(sample, output))
+    n_right = sum(1 for p in preds if _garbage_is_right(p))
+    m = score_file(write_jsonl(tmp_path / "fuzz.jsonl", preds))
+    assert m["steps"] == len(preds) >= 10_000
+    assert m["overall"] == pytest.approx(100 * n_right / len(preds))
+    assert n_right == must_be_right > 500  # the generator's own labels agree, and right answers were made
+
+
+def _garbage_is_right(p: dict) -> bool:
+    """Independent judge for the fuzz outputs (string checks, no gelab parser)."""
+    out = p["prediction"]
+    if not isinstance(out, str):
+        return False
+    if p["action"] == "complete":
+        return "Action: complete" in out[:4096] and "click(" not in out[:4096].split("Action: complete")[0]
+    expected_head = f"Explain:click {p['gt_name']} icon on {p['page']}.\tAction: click(start_box='<|box_start|>("
+    if not out.startswith(expected_head):
+        return False
+    x, y = out[len(expected_head):].split(")", 1)[0].split(",")
+    b = p["bbox_norm"]
+    return b[0] <= int(x) <= b[2] and b[1] <= int(y) <= b[3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))))
+def test_arbitrary_text_never_raises_and_needs_the_name(text: str) -> None:
+    right = step_correct(click_record(text))
+    assert right is False or "Sports_73" in text
+    assert step_correct(complete_record(text)) in (True, False)
+
+
+def test_metrics_of_unscorable_only_file(tmp_path: Path) -> None:
+    rows = static_rows()[:40]
+    complete = {(r["start"], r["target"]) for r in rows if r["step"] == r["path_length"]}
+    preds = [prediction_row(r, "\x00") for r in rows if (r["start"], r["target"]) in complete]
+    records = load_predictions(write_jsonl(tmp_path / "p.jsonl", preds))
+    check_records(records)
+    m = static_metrics(records)
+    assert (m["overall"], m["edge"], m["task_success"]) == (0.0, 0.0, 0.0)
+    assert m["unparseable"] == len(preds)
+
+
+# instruction_step (the scorer's fast reader of released prompts) accepts exactly what parse_instruction does
+INSTRUCTIONS = [
+    "<image>Instruction: from page_1 to page_6. History: Null",  # first step
+    "Instruction: from page_1 to page_6. History: step1: click home icon on page_1.",  # no placeholder
+    "Instruction: from page_1 to page_6. History: step1: click a_1 icon on page_1. step2: click b_2 icon on page_0.",
+    "Instruction: from page_1 to page_6. History: step2: click a_1 icon on page_1.",  # numbering starts at 2
+    "Instruction: from page_1 to page_6. History: step1: click a_1 icon on page_1.  step2: click b icon on page_0.",
+    "Instruction: from page_1 to page_6. History: step1: click a_1 icon on page_1. junk",  # trailing text
+    "Instruction: from page_1 to page_6. History: step1: click a 1 icon on page_1.",  # name with a space
+    "Instruction: from page_1 to page_6. History: ",  # empty history
+    "from page_1 to page_6",  # no instruction
+]
+
+
+@pytest.mark.parametrize("text", INSTRUCTIONS)
+def test_instruction_step_agrees_with_parse_instruction(text: str) -> None:
+    full = fmt.parse_instruction(text)
+    assert fmt.instruction_step(text) == (None if full is None else (full[0], full[1], len(full[2])))
+
+
+def test_instruction_step_on_every_prompt_of_a_subtree() -> None:
+    for row in static_rows():
+        user = row["messages"][1]["content"]
+        assert fmt.instruction_step(user) == (row["start"], row["target"], row["step"])
+
+
+def test_captioning_and_grounding_are_scored_when_present(tmp_path: Path) -> None:
+    from evalkit import env_base, navigator
+    from gelab.datasets import Source, icon_rows
+    from gelab.envdir import Environment, RenderSettings
+
+    structure, art = env_base()
+    src = Source(Environment(Path("env"), structure, art, RenderSettings()), navigator(), "env")
+    grounding = list(icon_rows(src, "grounding", 1, random.Random(1)))[:8]
+    captioning = list(icon_rows(src, "captioning", 1, random.Random(2)))[:4]
+    nav_rows = static_rows()[:2]  # one whole task (path length 1)
+    preds = [prediction_row(r, r["solution"]) for r in nav_rows]
+    preds += [prediction_row(r, r["solution"] if i < 6 else fmt.complete_text()) for i, r in enumerate(grounding)]
+    preds += [prediction_row(r, r["solution"] if i < 1 else "") for i, r in enumerate(captioning)]
+    m = score_file(write_jsonl(tmp_path / "p.jsonl", preds))
+    assert (m["grounding"], m["grounding_samples"]) == (75.0, 8)  # 6 of 8 right
+    assert (m["captioning"], m["captioning_samples"]) == (25.0, 4)  # 1 of 4 right
+    assert m["steps"] == 2 and m["overall"] == 100.0  # icon rows stay out of the navigation buckets
+
+
+def test_static_predictions_resume_after_a_cut(tmp_path: Path) -> None:
+    from evalkit import navigator
+    from gelab.evaluation.policies import reference_policy
+    from gelab.evaluation.static_run import predict, select_samples
+
+    samples = select_samples(static_rows(), 70, seed=0)
+    policy = reference_policy("random", navigator(), seed=2)
+    whole = tmp_path / "whole.jsonl"
+    assert predict(samples, policy, whole, batch_size=25) == len(samples)
+    expected = score_file(whole, samples)
+    cut = tmp_path / "cut.jsonl"
+    lines = whole.read_bytes().split(b"\n")
+    cut.write_bytes(b"\n".join(lines[:100]) + b"\n" + lines[100][:30])  # killed while writing row 101
+    made = predict(samples, policy, cut, batch_size=25)
+    assert made == len(samples) - 100
+    assert score_file(cut, samples) == expected
+    assert sorted(cut.read_bytes().split(b"\n")) == sorted(whole.read_bytes().split(b"\n"))
+    assert 0 < expected["overall"] < 100 and expected["tasks"] == 70
