@@ -13,6 +13,7 @@ from gelab.structure import EnvFileError
 COMMAND_MODULES = [
     "gelab.cli_env",
     "gelab.cli_data",
+    "gelab.cli_train",
 ]
 
 
