@@ -62,6 +62,7 @@ def test_optimal_episode_moves_pages_writes_history_and_succeeds(train_env: Envi
     assert result["done"] is True and finished is True
     infos = result["rollout_infos"]
     assert infos["success"] is True and infos["page"] == target and infos["misses"] == 0
+    assert infos["images"] == request.images  # the trainer re-encodes the conversation with these
     from gelab.rewards import episode_reward
 
     assert episode_reward(["x"], rollout_infos=[infos]) == [1.0]

@@ -57,6 +57,7 @@ def test_ms_swift_parses_every_paper_command(stage: str) -> None:
     tp = TrainParams.load(PAPER)
     p = tp.stage(stage)
     assert ns.deepspeed == "zero3" and ns.tuner_type == "full" and ns.freeze_vit is True
+    assert ns.check_model is False  # offline: no hub look-up (it retries with back-off without network)
     assert ns.bf16 is True and ns.torch_dtype == "bfloat16" and ns.attn_impl == "flash_attn"
     assert ns.learning_rate == p.learning_rate and ns.per_device_train_batch_size == p.per_device_batch
     assert ns.num_train_epochs == p.epochs and ns.model_type == "qwen2_5_vl" and ns.template == "qwen2_5_vl"

@@ -15,7 +15,9 @@ first user turn is the dataset prompt (start page image + ``History: Null``). Af
 turn the episode advances; unless it ended, a new user turn is appended that carries the current
 page image and the instruction with the history written by the format module. **Every assistant
 turn carries loss** (each is a decision of the episode and shares its terminal reward); the user
-turns written by the environment carry none. The scheduler owns termination: the episode ends when
+turns written by the environment carry none. The page images of the later turns reach the trainer
+through ``rollout_infos["images"]`` (ms-swift replaces the sample's images with them), so the
+encoded conversation has exactly one image per ``<image>`` tag. The scheduler owns termination: the episode ends when
 the agent says ``complete`` (anywhere) or after ``max_turns`` turns; a reply cut at the token limit
 is just an unparseable action (a miss), not the end of the episode.
 """
@@ -101,7 +103,8 @@ class GelabNavScheduler(MultiTurnScheduler):
         episode.act(response_choice.message.content, nav)
         self._store(infer_request, episode)
         done = episode.done or current_turn >= self.max_turns
-        return {"done": done, "rollout_infos": episode.infos()}
+        # "images" replaces the sample's images for training: one page image per user turn so far
+        return {"done": done, "rollout_infos": {**episode.infos(), "images": list(infer_request.images)}}
 
     def check_finished(self, infer_request: Any, response_choice: Any, current_turn: int) -> bool:
         """Complete said, or the cap reached; never the token limit (owned here, not by the base)."""

@@ -101,6 +101,7 @@ def _common_args(launch: LaunchParams, model: ModelParams, p: SftParams | RlPara
         "--save_total_limit", str(p.save_total_limit), "--logging_steps", str(p.logging_steps),
         "--seed", str(p.seed), "--data_seed", str(p.seed), "--report_to", launch.report_to,
         "--dataloader_num_workers", str(launch.dataloader_num_workers),
+        "--check_model", "false",  # no hub look-up for "is the local model the latest"
     ]
     if gpu:
         args += ["--bf16", _flag(launch.torch_dtype == "bfloat16"), "--fp16", "false"]
