@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -51,7 +50,6 @@ def tiny(train_data: Path, workdir: Path) -> Path:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def sft_out(train_data: Path, tiny: Path, workdir: Path) -> Path:  # noqa: F811
-    os.chdir(workdir)  # ms-swift writes relative to the working directory
     out = workdir / "sft"
     run_stage(_params(train_data, tiny), "sft", str(tiny), out, workdir / "metrics")
     return out

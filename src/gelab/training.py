@@ -257,7 +257,8 @@ def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]],
     summary: dict[str, Any] = {"stage": stage, "steps": rows[-1]["step"] if rows else 0, "train_rows": n_rows,
                                "wall_time_s": round(wall_s, 1)}
     if losses:
-        summary.update(first_loss=losses[0], final_loss=losses[-1], loss_ratio=losses[-1] / losses[0] if losses[0] else None)
+        summary.update(first_loss=losses[0], final_loss=losses[-1],
+                       loss_ratio=losses[-1] / losses[0] if losses[0] > 0 else None)  # RL losses start near 0
     tail = rows[-max(1, len(rows) // 4):]  # the last quarter of the run
     for key in sorted({k for r in rows for k in r if k.startswith("rewards/") or k in ("reward", "num_turns")}):
         first = [r[key] for r in rows if key in r]
