@@ -25,13 +25,13 @@ def _base_env(root: Path) -> Environment:
     return load_environment(out)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def train_env(tmp_path_factory: pytest.TempPathFactory) -> Environment:
     """Env-Base rendered once per session (about 20 s on two cores)."""
     return _base_env(tmp_path_factory.getbasetemp())
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def train_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The datasets of ``gelab data build`` for Env-Base (no OOD variants), built once per session."""
     from gelab.datasets import Source, build_all
