@@ -13,8 +13,9 @@ from gelab.structure import EnvFileError
 COMMAND_MODULES = [
     "gelab.cli_env",
     "gelab.cli_data",
-    "gelab.cli_report",
+    "gelab.cli_train",
     "gelab.cli_eval",
+    "gelab.cli_report",
 ]
 
 

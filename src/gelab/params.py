@@ -64,6 +64,111 @@ class DataParams:
 
 
 @dataclass(frozen=True)
+class TinyModelParams:
+    """The embedded default model (``gelab train tiny-model``): a random-init Qwen2.5-VL, no download."""
+
+    seed: int = 0  # torch.manual_seed for the weights
+    corpus: list[str] = field(default_factory=lambda: ["build/data/sft.jsonl"])  # BPE training texts
+    vocab_learned: int = 1024  # BPE entries trained on the corpus (ids 0..vocab_learned-1)
+    text_hidden: int = 64  # LM width
+    text_intermediate: int = 128  # LM MLP width
+    text_layers: int = 2
+    text_heads: int = 4  # head_dim = text_hidden / text_heads
+    text_kv_heads: int = 2
+    vision_hidden: int = 32  # ViT width (patch 14, merge 2 as Qwen2.5-VL)
+    vision_intermediate: int = 64
+    vision_depth: int = 2
+    vision_heads: int = 2
+    max_pixels: int = 200704  # 448² -> 256 visual tokens
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Which base weights SFT starts from."""
+
+    base: str = "build/models/tiny"  # folder with HF weights; the paper profile points at Qwen2.5-VL-7B-Instruct
+    model_type: str = "qwen2_5_vl"  # ms-swift --model_type
+    template: str = "qwen2_5_vl"  # ms-swift --template
+    tiny: TinyModelParams = field(default_factory=TinyModelParams)
+
+
+@dataclass(frozen=True)
+class LaunchParams:
+    """How ms-swift is launched; shared by the three training stages (SPEC §7).
+
+    ``nnodes``/``node_rank``/``master_addr``/``master_port``/``nproc_per_node`` may be overridden by the
+    environment variables of the same name in upper case (``NNODES`` ...), as torchrun does.
+    """
+
+    device: str = "cpu"  # "cpu" or "cuda"
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+    nproc_per_node: int = 1  # processes per node (GPUs; 1 on CPU)
+    deepspeed: str = "zero3"  # ms-swift --deepspeed preset (ZeRO-3 in both profiles)
+    torch_dtype: str = "float32"  # bfloat16 on GPU (paper)
+    attn_impl: str = "sdpa"  # flash_attn on GPU (paper)
+    report_to: str = "none"  # "tensorboard" or "wandb" only when asked (key from WANDB_API_KEY)
+    dataloader_num_workers: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OMP_NUM_THREADS for the run
+
+
+@dataclass(frozen=True)
+class SftParams:
+    """Supervised fine-tuning (SPEC §7, paper Table 7)."""
+
+    dataset: str = "build/data/sft.jsonl"
+    max_samples: int = 0  # rows taken (seeded shuffle); 0 = all
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "cosine"
+    per_device_batch: int = 2
+    grad_accum: int = 2
+    warmup_ratio: float = 0.05
+    epochs: float = 1.0
+    max_steps: int = -1  # -1: run the epochs
+    max_length: int = 2048  # tokens per sample (packing length when packing)
+    packing: bool = False  # release scripts: packing to 10,240 tokens (GPU only)
+    freeze_vit: bool = True  # vision tower frozen (paper)
+    save_steps: int = 500
+    save_total_limit: int = 2
+    logging_steps: int = 5
+    seed: int = 42
+    extra_args: list[str] = field(default_factory=list)  # appended verbatim to the swift command
+
+
+@dataclass(frozen=True)
+class RlParams:
+    """GRPO, single-turn (``st_rl``) or multi-turn (``mt_rl``) (SPEC §6–7, paper Tables 8–9)."""
+
+    dataset: str = "build/data/st_rl.jsonl"
+    max_samples: int = 0  # prompts taken (seeded shuffle); 0 = all
+    rewards: list[str] = field(default_factory=lambda: ["gelab_type", "gelab_coord", "gelab_intent", "gelab_format"])
+    learning_rate: float = 1e-6
+    per_device_batch: int = 8
+    grad_accum: int = 1
+    epochs: float = 5.0
+    max_steps: int = -1
+    num_generations: int = 8
+    temperature: float = 1.2
+    top_p: float = 1.0
+    top_k: int = 8
+    beta: float = 0.04  # KL coefficient (framework default)
+    max_completion_length: int = 128  # tokens per turn
+    max_length: int = 4096  # prompt + completion tokens
+    max_turns: int = 1  # > 1 enables the gelab multi-turn scheduler (paper MT-RL: 12)
+    loss_scale: str = "default"  # multi-turn: "default" trains every assistant turn
+    use_vllm: bool = False  # rollouts through vLLM (paper profile); PyTorch engine otherwise
+    vllm_mode: str = "colocate"  # "colocate" or "server" (swift rollout)
+    vllm_gpu_memory_utilization: float = 0.5
+    save_steps: int = 500
+    save_total_limit: int = 2
+    logging_steps: int = 1
+    seed: int = 42
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class EvalParams:
     """Static and interactive evaluation (SPEC §5). Limits are for the CPU profile; None = the full set."""
 
@@ -87,16 +192,17 @@ class EvalParams:
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
-    if origin is dict:
-        key_type, value_type = typing.get_args(hint)
-        if not isinstance(value, dict):
-            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
-        return {_check_type(k, key_type, f"{where}"): _check_type(v, value_type, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             raise ParamsError(f"{where}: expected a list, got {value!r}")
         return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        return {_check_type(k, key_hint, f"{where} key"): _check_type(v, value_hint, f"{where}.{k}")
+                for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:

@@ -1,0 +1,97 @@
+"""The paper profile (profiles/paper.yaml): SPEC §7 values, and ms-swift parses every command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gelab.training import STAGES, TrainParams, launch_env, stage_command
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "profiles" / "paper.yaml"
+DEFAULT = REPO / "params.yaml"
+
+
+def _commands(params_file: Path) -> dict[str, list[str]]:
+    tp = TrainParams.load(params_file)
+    inits = {"sft": tp.model.base, "st_rl": "build/checkpoints/sft/final", "mt_rl": "build/checkpoints/st_rl/final"}
+    return {s: stage_command(tp, s, inits[s], tp.stage(s).dataset, f"build/checkpoints/{s}/run") for s in STAGES}
+
+
+def _parse(command: list[str]) -> object:
+    """ms-swift's own argument dataclasses parse the flags (types, choices, no unknown flag)."""
+    from swift.arguments import RLHFArguments, SftArguments
+    from swift.utils.utils import _patch_get_type_hints
+    from transformers import HfArgumentParser
+
+    assert command[0] == "swift" and command[1] in ("sft", "rlhf")
+    cls = SftArguments if command[1] == "sft" else RLHFArguments
+    with _patch_get_type_hints():
+        parser = HfArgumentParser([cls])
+    namespace, unknown = parser.parse_known_args(command[2:])
+    assert unknown == [], f"flags ms-swift does not know: {unknown}"
+    return namespace
+
+
+def test_paper_profile_carries_spec_section_7() -> None:
+    tp = TrainParams.load(PAPER)
+    assert tp.model.base.endswith("Qwen2.5-VL-7B-Instruct")
+    assert (tp.launch.nnodes, tp.launch.nproc_per_node, tp.launch.deepspeed) == (2, 8, "zero3")
+    assert (tp.launch.torch_dtype, tp.launch.attn_impl, tp.launch.device) == ("bfloat16", "flash_attn", "cuda")
+    s = tp.sft
+    assert (s.learning_rate, s.lr_scheduler_type, s.per_device_batch, s.grad_accum, s.warmup_ratio, s.epochs) == (
+        1e-5, "cosine", 2, 2, 0.05, 1.0)
+    assert (s.packing, s.max_length, s.freeze_vit, s.max_samples, s.max_steps) == (True, 10240, True, 0, -1)
+    for rl in (tp.st_rl, tp.mt_rl):
+        assert (rl.learning_rate, rl.per_device_batch, rl.epochs, rl.num_generations) == (1e-6, 8, 5.0, 8)
+        assert (rl.temperature, rl.top_p, rl.top_k, rl.beta, rl.max_samples, rl.max_steps) == (1.2, 1.0, 8, 0.04, 0, -1)
+        assert rl.use_vllm
+    assert tp.st_rl.rewards == ["gelab_type", "gelab_coord", "gelab_intent", "gelab_format"]
+    assert (tp.mt_rl.rewards, tp.mt_rl.max_turns) == (["gelab_episode"], 12)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ms_swift_parses_every_paper_command(stage: str) -> None:
+    ns = _parse(_commands(PAPER)[stage])
+    tp = TrainParams.load(PAPER)
+    p = tp.stage(stage)
+    assert ns.deepspeed == "zero3" and ns.tuner_type == "full" and ns.freeze_vit is True
+    assert ns.check_model is False  # offline: no hub look-up (it retries with back-off without network)
+    assert ns.bf16 is True and ns.torch_dtype == "bfloat16" and ns.attn_impl == "flash_attn"
+    assert ns.learning_rate == p.learning_rate and ns.per_device_train_batch_size == p.per_device_batch
+    assert ns.num_train_epochs == p.epochs and ns.model_type == "qwen2_5_vl" and ns.template == "qwen2_5_vl"
+    if stage == "sft":
+        assert ns.packing is True and ns.padding_free is True and ns.gradient_accumulation_steps == 2
+        assert ns.warmup_ratio == 0.05 and ns.lr_scheduler_type == "cosine"
+    else:
+        assert ns.rlhf_type == "grpo" and ns.num_generations == 8 and ns.temperature == 1.2
+        assert ns.top_k == 8 and ns.top_p == 1.0 and ns.beta == 0.04
+        assert ns.use_vllm is True and ns.vllm_mode == "colocate"
+        assert ns.reward_funcs == p.rewards
+        assert Path(ns.external_plugins[0]).resolve() == (REPO / "src/gelab/swift_plugin.py").resolve()
+    if stage == "mt_rl":
+        assert ns.multi_turn_scheduler == "gelab_nav" and ns.max_turns == 12
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ms_swift_parses_every_default_command(stage: str) -> None:
+    ns = _parse(_commands(DEFAULT)[stage])
+    assert ns.deepspeed == "zero3" and ns.bf16 is False and ns.fp16 is False
+
+
+def test_launch_topology_comes_from_params_unless_the_environment_sets_it() -> None:
+    tp = TrainParams.load(PAPER)
+    env = launch_env(tp.launch, 200704, base={"PATH": "/bin"})
+    assert (env["NNODES"], env["NPROC_PER_NODE"], env["NODE_RANK"]) == ("2", "8", "0")
+    env = launch_env(tp.launch, 200704, base={"NODE_RANK": "1", "MASTER_ADDR": "10.0.0.2"})
+    assert (env["NODE_RANK"], env["MASTER_ADDR"], env["NNODES"]) == ("1", "10.0.0.2", "2")
+    assert env["HF_HUB_OFFLINE"] == "1" and env["MAX_PIXELS"] == "200704"
+    assert "CUDA_VISIBLE_DEVICES" not in env  # a GPU profile keeps the GPUs visible
+
+
+def test_missing_paper_weights_name_what_to_put_where(tmp_path: Path) -> None:
+    from gelab.training import TrainError, check_init
+
+    with pytest.raises(TrainError, match=r"model.base: .*Qwen2.5-VL-7B-Instruct.*dvc add data"):
+        check_init(str(tmp_path / "data" / "Qwen2.5-VL-7B-Instruct"), "model.base")
