@@ -62,68 +62,18 @@ def release_row(sample: dict[str, Any], prediction: object, idx: int) -> dict[st
 
 # --- a tiny random Qwen2.5-VL (for the hf backend tests) ---------------------------------------
 
-QWEN_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-                       "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-                       "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
-QWEN_FIRST_SPECIAL_ID = 151643  # <|endoftext|>; <|image_pad|> = 151655 as in Qwen2.5-VL
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
 def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
-    """A random Qwen2.5-VL small enough for CPU tests, saved as an HF folder (model + processor).
+    """The project's tiny Qwen2.5-VL (``gelab.tiny_model``) at test size: 2 text layers of width 64 and
+    one vision block, its tokenizer trained on a few hundred of Env-Base's step samples."""
+    from gelab.io import atomic_write_bytes, jsonl_bytes
+    from gelab.params import TinyModelParams
+    from gelab.tiny_model import build_tiny_model
 
-    Byte-level tokenizer (one token per byte) with Qwen's special tokens at their canonical ids;
-    hidden size 64, 2 text layers, 1 vision block.
-    """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                              Qwen2_5_VLProcessor)
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {ch: i for i, ch in enumerate(alphabet)}
-    for i in range(len(vocab), QWEN_FIRST_SPECIAL_ID):
-        vocab[f"<|unused_{i}|>"] = i  # fillers: never produced by the byte-level pre-tokenizer
-    for i, tok in enumerate(QWEN_SPECIAL_TOKENS):
-        vocab[tok] = QWEN_FIRST_SPECIAL_ID + i
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    core.add_special_tokens(QWEN_SPECIAL_TOKENS)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        padding_side="left", chat_template=CHAT_TEMPLATE)
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=448 * 448)
-    processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                    video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
-    ids = {name: QWEN_FIRST_SPECIAL_ID + QWEN_SPECIAL_TOKENS.index(tok) for name, tok in
-           [("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-            ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=QWEN_FIRST_SPECIAL_ID + len(QWEN_SPECIAL_TOKENS), hidden_size=64,
-                         intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=4096, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                                                        "mrope_section": [2, 3, 3]},
-                         initializer_range=0.5, eos_token_id=ids and QWEN_FIRST_SPECIAL_ID + 2,
-                         pad_token_id=QWEN_FIRST_SPECIAL_ID),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                           fullatt_block_indexes=[0], window_size=112, patch_size=14, spatial_merge_size=2,
-                           temporal_patch_size=2),
-        **ids)
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = QWEN_FIRST_SPECIAL_ID + 2
-    model.generation_config.pad_token_id = QWEN_FIRST_SPECIAL_ID
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    corpus = out.parent / f"{out.name}-corpus.jsonl"
+    atomic_write_bytes(corpus, jsonl_bytes(static_rows()[:400]))
+    params = TinyModelParams(seed=seed, vocab_learned=512, text_hidden=64, text_intermediate=128, text_layers=2,
+                             vision_depth=1)
+    build_tiny_model(params, [corpus], out)
     return out
 
 

@@ -1,8 +1,14 @@
-"""The DVC pipeline on a fresh copy of the repository: builds env and data without a remote; a second
-``dvc repro`` does nothing."""
+"""The whole embedded-default pipeline on a fresh copy of the repository, run once for this module.
+
+`dvc repro` builds the environment, datasets, tiny model, three training stages, evaluation and
+reports without a remote; a second `dvc repro` does nothing; every cached artifact survives a
+push to a local-directory remote, a wipe of outputs and cache, and a pull, byte for byte.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,33 +21,105 @@ from gelab.io import read_jsonl
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow
 
-def _fresh_copy(dst: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True).stdout.split(b"\0")
-    for name in filter(None, files):
-        src = REPO / name.decode()
+
+def sh(cwd: Path, *cmd: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    return sh(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def copy_checkout(dest: Path) -> Path:
+    """Tracked and untracked-but-not-ignored files of this checkout, as a fresh git repository."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
         if src.is_file():
-            target = dst / name.decode()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-    subprocess.run([*git, "init", "-q"], cwd=dst, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dst, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dst, check=True)
-    return dst
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    sh(dest, "git", "init", "-q")
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "commit", "-q", "-m", "copy")
+    return dest
 
 
-@pytest.mark.slow
-def test_dvc_repro_builds_env_and_data_then_is_up_to_date(tmp_path: Path) -> None:
-    repo = _fresh_copy(tmp_path / "repo")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    dvc = [str(Path(sys.executable).parent / "dvc")]
-    first = subprocess.run([*dvc, "repro", "data"], cwd=repo, env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stdout + first.stderr
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh copy after one full `dvc repro` (the embedded default, end to end)."""
+    repo = copy_checkout(tmp_path_factory.mktemp("pipeline") / "repo")
+    for stale in ("metrics", "plots"):  # committed results must be regenerated, not inherited
+        for f in (repo / stale).rglob("*.json"):
+            f.unlink()
+        for f in (repo / stale).rglob("*.csv"):
+            f.unlink()
+    dvc(repo, "repro")
+    return repo
+
+
+def test_repro_builds_every_artifact(repo: Path) -> None:
     counts = {p.name: len(read_jsonl(p)) for p in (repo / "build" / "data").glob("*.jsonl")}
     assert counts["sft.jsonl"] == 30888 and counts["static_ood.jsonl"] == 12439 and counts["mt_rl.jsonl"] == 2162
-    second = subprocess.run([*dvc, "repro", "data"], cwd=repo, env=env, capture_output=True, text=True)
-    assert second.returncode == 0, second.stderr
-    assert "up to date" in second.stdout and "Running stage" not in second.stdout
-    status = subprocess.run([*dvc, "status"], cwd=repo, env=env, capture_output=True, text=True)
-    assert "changed" not in status.stdout
+    for stage in ("sft", "st_rl", "mt_rl"):
+        final = repo / "build" / "checkpoints" / stage / "final"
+        assert (final / "model.safetensors").is_file() and (final / "config.json").is_file()
+        summary = json.loads((repo / "metrics" / "train" / f"{stage}.json").read_text())
+        assert summary
+        for kind in ("static_id", "static_ood", "interactive"):  # evaluation consumed the checkpoint
+            metrics = json.loads((repo / "metrics" / stage / f"{kind}.json").read_text())
+            assert ("overall" in metrics) if kind != "interactive" else ("strict" in metrics)
+    sft = json.loads((repo / "metrics" / "train" / "sft.json").read_text())
+    assert sft["final_loss"] <= 0.5 * sft["first_loss"]  # SFT learns: training loss falls by at least half
+    report = (repo / "reports" / "paper_comparison.md").read_text()
+    assert "SFT" in report and (repo / "reports" / "pass_at_k_by_path.png").is_file()
+
+
+def test_second_repro_does_nothing(repo: Path) -> None:
+    out = dvc(repo, "repro")
+    assert "Running stage" not in out
+    assert dvc(repo, "status").strip().endswith("Data and pipelines are up to date.")
+
+
+def cached_outputs(repo: Path) -> list[Path]:
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return sorted({Path(o.fs_path) for s in r.index.stages for o in s.outs if o.use_cache and o.exists})
+
+
+def digests(paths: list[Path], root: Path) -> dict[str, str]:
+    out = {}
+    for path in paths:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def test_push_wipe_pull_round_trip(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    outs = cached_outputs(repo)
+    assert {p.relative_to(repo).as_posix() for p in outs} >= {
+        "build/env/base", "build/data", "build/models/tiny", "build/checkpoints/sft", "build/checkpoints/mt_rl",
+        "reports"}
+    before = digests(outs, repo)
+
+    dvc(repo, "remote", "add", "-d", "team", str(remote))
+    dvc(repo, "push")
+    for path in outs:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")
+    assert json.loads(dvc(repo, "status", "--json")) != {}  # the wipe is visible to DVC
+
+    dvc(repo, "pull")
+    assert json.loads(dvc(repo, "status", "--json")) == {}
+    assert json.loads(dvc(repo, "status", "--cloud", "--json")) == {}
+    assert digests(outs, repo) == before

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from training_support import train_env  # noqa: F401  (fixture)
 
 from gelab import format as fmt
 from gelab.envdir import Environment
@@ -41,13 +40,13 @@ def _turn(scheduler: Any, request: Any, text: str, turn: int, finish_reason: str
     return result, scheduler.check_finished(request, choice, turn)
 
 
-def test_optimal_episode_moves_pages_writes_history_and_succeeds(train_env: Environment) -> None:
-    nav = Navigator(train_env.structure)
+def test_optimal_episode_moves_pages_writes_history_and_succeeds(base_env: Environment) -> None:
+    nav = Navigator(base_env.structure)
     start, target = "page_0", "page_19"  # at least two clicks apart in Env-Base (seed 0)
     path = nav.shortest_path(start, target)
     assert len(path) >= 2
     scheduler = swift_plugin.GelabNavScheduler(max_turns=12)
-    request = _request(train_env, start, target)
+    request = _request(base_env, start, target)
     history: list[fmt.HistoryStep] = []
     for turn, (page, name) in enumerate(path, start=1):
         result, finished = _turn(scheduler, request, _click_on(nav, page, name), turn)
@@ -56,7 +55,7 @@ def test_optimal_episode_moves_pages_writes_history_and_succeeds(train_env: Envi
         step = scheduler.step(request, _choice(""), turn)
         assert step["infer_request"] is request
         assert request.messages[-1] == {"role": "user", "content": fmt.navigation_prompt(start, target, history)}
-        assert request.images[-1] == str(train_env.model_image_path(nav.edges[page][name]))
+        assert request.images[-1] == str(base_env.model_image_path(nav.edges[page][name]))
     assert len(request.images) == len(path) + 1  # one page image per user turn
     result, finished = _turn(scheduler, request, fmt.complete_text(), len(path) + 1)
     assert result["done"] is True and finished is True
@@ -68,17 +67,17 @@ def test_optimal_episode_moves_pages_writes_history_and_succeeds(train_env: Envi
     assert episode_reward(["x"], rollout_infos=[infos]) == [1.0]
 
 
-def test_early_complete_ends_the_episode_without_success(train_env: Environment) -> None:
+def test_early_complete_ends_the_episode_without_success(base_env: Environment) -> None:
     scheduler = swift_plugin.GelabNavScheduler(max_turns=12)
-    request = _request(train_env, "page_0", "page_19")
+    request = _request(base_env, "page_0", "page_19")
     result, finished = _turn(scheduler, request, fmt.complete_text(), 1)
     assert finished is True and result["done"] is True
     assert result["rollout_infos"]["success"] is False and result["rollout_infos"]["said_complete"] is True
 
 
-def test_a_miss_changes_nothing_and_is_counted(train_env: Environment) -> None:
+def test_a_miss_changes_nothing_and_is_counted(base_env: Environment) -> None:
     scheduler = swift_plugin.GelabNavScheduler(max_turns=12)
-    request = _request(train_env, "page_0", "page_19")
+    request = _request(base_env, "page_0", "page_19")
     miss = fmt.click_text("nothing_1", "page_0", 500, 990)  # bottom margin: no element there
     result, finished = _turn(scheduler, request, miss, 1)
     assert finished is False and result["rollout_infos"]["misses"] == 1 and result["rollout_infos"]["page"] == "page_0"
@@ -88,10 +87,10 @@ def test_a_miss_changes_nothing_and_is_counted(train_env: Environment) -> None:
     assert result["rollout_infos"]["misses"] == 2
 
 
-def test_cap_ends_the_episode_and_token_limit_does_not(train_env: Environment) -> None:
-    nav = Navigator(train_env.structure)
+def test_cap_ends_the_episode_and_token_limit_does_not(base_env: Environment) -> None:
+    nav = Navigator(base_env.structure)
     scheduler = swift_plugin.GelabNavScheduler(max_turns=3)
-    request = _request(train_env, "page_0", "page_19")
+    request = _request(base_env, "page_0", "page_19")
     first = nav.shortest_path("page_0", "page_19")[0]
     # a reply cut at the length limit is a normal turn for gelab (the base scheduler would stop here)
     result, finished = _turn(scheduler, request, _click_on(nav, *first), 1, finish_reason="length")
@@ -104,20 +103,20 @@ def test_cap_ends_the_episode_and_token_limit_does_not(train_env: Environment) -
     assert finished is True and result["done"] is True and result["rollout_infos"]["success"] is False
 
 
-def test_generations_of_one_prompt_do_not_share_state(train_env: Environment) -> None:
-    nav = Navigator(train_env.structure)
+def test_generations_of_one_prompt_do_not_share_state(base_env: Environment) -> None:
+    nav = Navigator(base_env.structure)
     scheduler = swift_plugin.GelabNavScheduler(max_turns=12)
-    shared = {"start": "page_0", "target": "page_19", "env_dir": str(train_env.root)}
-    a, b = _request(train_env, "page_0", "page_19", shared), _request(train_env, "page_0", "page_19", shared)
+    shared = {"start": "page_0", "target": "page_19", "env_dir": str(base_env.root)}
+    a, b = _request(base_env, "page_0", "page_19", shared), _request(base_env, "page_0", "page_19", shared)
     _turn(scheduler, a, _click_on(nav, *nav.shortest_path("page_0", "page_19")[0]), 1)
     result, _ = _turn(scheduler, b, fmt.complete_text(), 1)
     assert result["rollout_infos"]["page"] == "page_0"  # b did not inherit a's move
     assert "gelab_episode" not in shared
 
 
-def test_rows_without_task_columns_fail_with_a_clear_error(train_env: Environment) -> None:
+def test_rows_without_task_columns_fail_with_a_clear_error(base_env: Environment) -> None:
     scheduler = swift_plugin.GelabNavScheduler(max_turns=2)
-    request = _request(train_env, "page_0", "page_19", {"start": "page_0"})
+    request = _request(base_env, "page_0", "page_19", {"start": "page_0"})
     with pytest.raises(KeyError, match="target"):
         asyncio.run(scheduler.on_turn_end(request, _choice(fmt.complete_text()), 1))
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from training_support import train_data, train_env  # noqa: F401  (fixtures)
 
 from gelab.params import LaunchParams, ModelParams, RlParams, SftParams, TinyModelParams
 from gelab.training import TrainParams, checkpoints, run_stage
@@ -40,18 +39,18 @@ def _params(data: Path, base: Path, **sft_overrides: object) -> TrainParams:
 
 
 @pytest.fixture(scope="module")
-def tiny(train_data: Path, workdir: Path) -> Path:  # noqa: F811
+def tiny(data_dir: Path, workdir: Path) -> Path:
     from gelab.tiny_model import build_tiny_model
 
     out = workdir / "tiny"
-    build_tiny_model(TinyModelParams(vocab_learned=512), [train_data / "sft.jsonl"], out)
+    build_tiny_model(TinyModelParams(vocab_learned=512), [data_dir / "sft.jsonl"], out)
     return out
 
 
 @pytest.fixture(scope="module")
-def sft_out(train_data: Path, tiny: Path, workdir: Path) -> Path:  # noqa: F811
+def sft_out(data_dir: Path, tiny: Path, workdir: Path) -> Path:
     out = workdir / "sft"
-    run_stage(_params(train_data, tiny), "sft", str(tiny), out, workdir / "metrics")
+    run_stage(_params(data_dir, tiny), "sft", str(tiny), out, workdir / "metrics")
     return out
 
 
@@ -81,10 +80,10 @@ def test_sft_writes_zero3_shards_consolidated_weights_and_metrics(sft_out: Path,
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(r["learning_rate"] for r in rows)
 
 
-def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, train_data: Path, tiny: Path,  # noqa: F811
+def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, data_dir: Path, tiny: Path,
                                                          workdir: Path) -> None:
     shutil.rmtree(sft_out / "run" / "checkpoint-4")  # as if killed after saving checkpoint-2
-    run_stage(_params(train_data, tiny), "sft", str(tiny), sft_out, workdir / "metrics")
+    run_stage(_params(data_dir, tiny), "sft", str(tiny), sft_out, workdir / "metrics")
     assert "--resume_from_checkpoint" in (sft_out / "command.sh").read_text()
     state = json.loads((sft_out / "run" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
@@ -93,18 +92,18 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, train_d
     assert resumed == [3, 4]  # the second run trained steps 3..4 only
 
 
-def test_changed_params_start_over_instead_of_resuming(sft_out: Path, train_data: Path, tiny: Path,  # noqa: F811
+def test_changed_params_start_over_instead_of_resuming(sft_out: Path, data_dir: Path, tiny: Path,
                                                       workdir: Path) -> None:
     out = workdir / "sft_other"
     shutil.copytree(sft_out, out)
-    run_stage(_params(train_data, tiny, max_steps=2, save_steps=2), "sft", str(tiny), out, workdir / "metrics_other")
+    run_stage(_params(data_dir, tiny, max_steps=2, save_steps=2), "sft", str(tiny), out, workdir / "metrics_other")
     assert "--resume_from_checkpoint" not in (out / "command.sh").read_text()
     assert [c.name for c in checkpoints(out / "run")] == ["checkpoint-2"]
 
 
-def test_st_rl_then_mt_rl_from_the_sft_checkpoint(sft_out: Path, train_data: Path, tiny: Path,  # noqa: F811
+def test_st_rl_then_mt_rl_from_the_sft_checkpoint(sft_out: Path, data_dir: Path, tiny: Path,
                                                  workdir: Path) -> None:
-    tp = _params(train_data, tiny)
+    tp = _params(data_dir, tiny)
     st = run_stage(tp, "st_rl", str(sft_out / "final"), workdir / "st_rl", workdir / "metrics")
     for term in ["GelabType", "GelabCoord", "GelabIntent", "GelabFormat"]:
         assert f"rewards/{term}" in st, sorted(st)

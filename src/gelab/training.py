@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gelab.io import atomic_directory, atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
+from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, jsonl_bytes, read_jsonl
 from gelab.params import LaunchParams, ModelParams, ParamsError, RlParams, SftParams, load_section
 
 STAGES = ("sft", "st_rl", "mt_rl")
@@ -189,8 +189,8 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name.split("-")[1]))
 
 
-def fingerprint(command: list[str], rows_text: str) -> str:
-    return hashlib.sha256(("\0".join(command) + "\0" + rows_text).encode()).hexdigest()
+def fingerprint(command: list[str], rows: bytes) -> str:
+    return hashlib.sha256(("\0".join(command) + "\0").encode() + rows).hexdigest()
 
 
 def consolidate(checkpoint: Path, final: Path) -> None:
@@ -294,11 +294,11 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     if not Path(p.dataset).exists():
         raise TrainError(f"{params_file}: {stage}.dataset: {p.dataset} does not exist (run `dvc repro data`)")
     rows = subset_rows(read_jsonl(p.dataset), p.max_samples, p.seed)
-    rows_text = jsonl_text(rows)
+    rows_bytes = jsonl_bytes(rows)
     run_dir = out / "run"
     command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir))
     env = launch_env(tp.launch, tp.model.tiny.max_pixels)
-    stamp = fingerprint(command, rows_text)
+    stamp = fingerprint(command, rows_bytes)
 
     out.mkdir(parents=True, exist_ok=True)
     previous = (run_dir / "gelab_fingerprint").read_text().strip() if (run_dir / "gelab_fingerprint").exists() else None
@@ -308,7 +308,7 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
         done = []
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
-    atomic_write_text(out / "train.jsonl", rows_text)
+    atomic_write_bytes(out / "train.jsonl", rows_bytes)
     atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
                                             "model": asdict(tp.model), "launch": asdict(tp.launch), stage: asdict(p)})
     full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
