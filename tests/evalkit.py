@@ -72,7 +72,7 @@ def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
     corpus = out.parent / f"{out.name}-corpus.jsonl"
     atomic_write_bytes(corpus, jsonl_bytes(static_rows()[:400]))
     params = TinyModelParams(seed=seed, vocab_learned=512, text_hidden=64, text_intermediate=128, text_layers=2,
-                             vision_depth=1)
+                             vision_depth=1, init_std=0.5)  # wide init: untrained answers depend on the input
     build_tiny_model(params, [corpus], out)
     return out
 

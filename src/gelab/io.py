@@ -49,10 +49,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         for i, line in enumerate(f, start=1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}: line {i}: not JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}: line {i}: expected a JSON object")
+                rows.append(row)
     return rows
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parsed YAML; an unreadable or invalid file raises ``ValueError`` naming it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
 
 
 @contextmanager

@@ -80,6 +80,7 @@ class TinyModelParams:
     vision_depth: int = 2
     vision_heads: int = 2
     max_pixels: int = 200704  # 448² -> 256 visual tokens
+    init_std: float = 0.02  # std of the random init (transformers' initializer_range)
 
 
 @dataclass(frozen=True)
@@ -242,15 +243,13 @@ def from_dict(cls: type[T], raw: Any, where: str) -> T:
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:
     """The dataclass for one top-level section of a params file (missing section: defaults)."""
-    import yaml
+    from gelab.io import read_yaml
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ParamsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+        raw = read_yaml(path) or {}
+    except ValueError as exc:
+        raise ParamsError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections")
     return from_dict(cls, raw.get(section), f"{path}: {section}")

@@ -105,6 +105,7 @@ def tiny_config(p: TinyModelParams):
     text = dict(vocab_size=VOCAB_SIZE, hidden_size=p.text_hidden, intermediate_size=p.text_intermediate,
                 num_hidden_layers=p.text_layers, num_attention_heads=p.text_heads,
                 num_key_value_heads=p.text_kv_heads, max_position_embeddings=32768, rms_norm_eps=1e-6,
+                initializer_range=p.init_std,
                 bos_token_id=FIRST_SPECIAL_ID, eos_token_id=SPECIAL_TOKENS.index("<|im_end|>") + FIRST_SPECIAL_ID,
                 pad_token_id=FIRST_SPECIAL_ID,
                 # mrope halves (temporal, height, width) must sum to head_dim / 2

@@ -9,10 +9,10 @@ never as zero. Default location: ``metrics/train/<stage>_steps.csv`` (written by
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
+from gelab.io import read_jsonl
 from gelab.reports.schema import MetricsError
 
 Curve = dict[str, list[float]]  # column -> values, aligned with curve["step"]
@@ -39,17 +39,10 @@ def _number(value: object, where: str) -> float:
 def read_curve(path: str | Path) -> Curve:
     path = Path(path)
     if path.suffix == ".jsonl":
-        rows: list[dict[str, object]] = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MetricsError(f"{path}: line {i}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise MetricsError(f"{path}: line {i}: expected a JSON object")
-            rows.append(row)
+        try:
+            rows: list[dict[str, object]] = read_jsonl(path)
+        except ValueError as exc:
+            raise MetricsError(str(exc)) from None
         start = 1
     else:
         with open(path, encoding="utf-8", newline="") as f:

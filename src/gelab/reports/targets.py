@@ -16,15 +16,13 @@ Targets = dict[str, dict[str, dict[str, Any]]]  # model -> kind -> data
 
 
 def load_targets(path: str | Path) -> Targets:
-    import yaml
+    from gelab.io import read_yaml
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise MetricsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise MetricsError(f"{path}: not valid YAML ({exc})") from exc
+        raw = read_yaml(path)
+    except ValueError as exc:
+        raise MetricsError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise MetricsError(f"{path}: expected a mapping of models")
     for model, kinds in raw.items():
