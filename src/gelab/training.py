@@ -189,8 +189,25 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name.split("-")[1]))
 
 
-def fingerprint(command: list[str], rows: bytes) -> str:
-    return hashlib.sha256(("\0".join(command) + "\0").encode() + rows).hexdigest()
+def folder_digest(folder: str | Path) -> str:
+    """SHA-256 over a model folder's file names and contents (the 7B base takes about a minute)."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        with open(f, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(command: list[str], rows: bytes, init_digest: str) -> str:
+    """What a run is: its command line, its training rows and the weights it starts from.
+
+    A checkpoint is resumed only under the same fingerprint, so a changed base model (or SFT
+    checkpoint) starts the stage over even when the command line names the same folder.
+    """
+    return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0").encode() + rows).hexdigest()
 
 
 def consolidate(checkpoint: Path, final: Path) -> None:
@@ -298,7 +315,7 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     run_dir = out / "run"
     command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir))
     env = launch_env(tp.launch, tp.model.tiny.max_pixels)
-    stamp = fingerprint(command, rows_bytes)
+    stamp = fingerprint(command, rows_bytes, folder_digest(init))
 
     out.mkdir(parents=True, exist_ok=True)
     previous = (run_dir / "gelab_fingerprint").read_text().strip() if (run_dir / "gelab_fingerprint").exists() else None
