@@ -317,11 +317,14 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     env = launch_env(tp.launch, tp.model.tiny.max_pixels)
     stamp = fingerprint(command, rows_bytes, folder_digest(init))
 
+    primary = env["NODE_RANK"] == "0"  # on a shared filesystem only node 0 cleans up and post-processes
     out.mkdir(parents=True, exist_ok=True)
     previous = (run_dir / "gelab_fingerprint").read_text().strip() if (run_dir / "gelab_fingerprint").exists() else None
     done = checkpoints(run_dir)
     if previous != stamp and run_dir.exists():
-        shutil.rmtree(run_dir)  # a different run: never resume across command lines or data
+        if not primary:
+            raise TrainError(f"{stage}: {run_dir} belongs to another run; start node 0 (NODE_RANK=0) first")
+        shutil.rmtree(run_dir)  # a different run: never resume across command lines, data or weights
         done = []
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
@@ -342,6 +345,8 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise TrainError(f"{stage}: ms-swift exited with status {result.returncode} (command in {out}/command.sh)")
+    if not primary:
+        return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": round(wall, 1)}
     done = checkpoints(run_dir)
     if not done:
         raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
