@@ -1,6 +1,6 @@
 """Evaluation speed: prints medians (seconds) and the batched/sequential ratio of the hf backend.
 
-    python benchmarks/eval_speed.py [--env build/env/base] [--static build/data/static_ood.jsonl]
+    python benchmarks/bench_eval.py [--env build/env/base] [--static build/data/static_ood.jsonl]
                                     [--model HF_FOLDER] [--repeats 5]
 
 1. Oracle interactive evaluation, every task of the test subtree x 5 attempts, trajectory log
