@@ -43,6 +43,27 @@ def requests(env_dir: Path, n: int = 4) -> list[Request]:
                     str(env_dir / "model_images" / f"{p}.png"), seed=1000 + i) for i, p in enumerate(pages)]
 
 
+def test_cached_image_preprocessing_equals_the_processor(tiny_model: Path, env_dir: Path) -> None:
+    import torch
+    from transformers import AutoProcessor
+
+    from gelab.evaluation.backends.hf import HFBackend
+
+    backend = HFBackend(tiny_model, Sampling(max_new_tokens=4), device="cpu", max_pixels=SMALL_IMAGES)
+    plain = AutoProcessor.from_pretrained(tiny_model)
+    plain.tokenizer.padding_side = "left"
+    reqs = requests(env_dir)
+    for _ in range(2):  # the second round is served from the cache
+        cached = backend._inputs(reqs + reqs[:2])
+        backend.processor, kept = plain, backend.processor
+        fresh = backend._inputs(reqs + reqs[:2])
+        backend.processor = kept
+        assert cached.keys() == fresh.keys()
+        for key in fresh:
+            assert torch.equal(cached[key], fresh[key]), key
+    assert len(backend.processor.image_processor._cache) == len(reqs)
+
+
 def test_hf_batched_greedy_equals_one_at_a_time(tiny_model: Path, env_dir: Path) -> None:
     from gelab.evaluation.backends.hf import HFBackend
 
