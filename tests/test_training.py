@@ -80,6 +80,16 @@ def test_sft_writes_zero3_shards_consolidated_weights_and_metrics(sft_out: Path,
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(r["learning_rate"] for r in rows)
 
 
+def test_a_finished_run_is_not_trained_again(sft_out: Path, data_dir: Path, tiny: Path, workdir: Path) -> None:
+    before = [c.name for c in checkpoints(sft_out / "run")]
+    log = (sft_out / "run" / "logging.jsonl").read_text()
+    weights = (sft_out / "final" / "model.safetensors").read_bytes()
+    run_stage(_params(data_dir, tiny), "sft", str(tiny), sft_out, workdir / "metrics")
+    assert [c.name for c in checkpoints(sft_out / "run")] == before
+    assert (sft_out / "run" / "logging.jsonl").read_text() == log  # ms-swift was not started again
+    assert (sft_out / "final" / "model.safetensors").read_bytes() == weights
+
+
 def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, data_dir: Path, tiny: Path,
                                                          workdir: Path) -> None:
     shutil.rmtree(sft_out / "run" / "checkpoint-4")  # as if killed after saving checkpoint-2

@@ -292,6 +292,20 @@ def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]],
 # --- the stage ----------------------------------------------------------------------------------
 
 
+FINISHED = "gelab_finished.json"  # written when ms-swift ends a run successfully
+
+
+def finished_run(run_dir: Path, stamp: str, done: list[Path]) -> dict[str, Any] | None:
+    """The record of this run's successful end, if its last checkpoint is still the newest one."""
+    path = run_dir / FINISHED
+    if not path.exists() or not done:
+        return None
+    record = json.loads(path.read_text())
+    if record.get("fingerprint") != stamp or record.get("checkpoint") != done[-1].name:
+        return None
+    return record
+
+
 def check_init(path: str, field: str) -> None:
     """Clear error when the starting weights are missing."""
     if (Path(path) / "config.json").exists():
@@ -327,29 +341,39 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
         shutil.rmtree(run_dir)  # a different run: never resume across command lines, data or weights
         done = []
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
-    atomic_write_bytes(out / "train.jsonl", rows_bytes)
-    atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
-                                            "model": asdict(tp.model), "launch": asdict(tp.launch), stage: asdict(p)})
-    full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
-    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
-    atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
-    if done:
-        print(f"gelab train {stage}: resuming from {done[-1]}", flush=True)
+    finished = finished_run(run_dir, stamp, done)
+    if finished is not None:  # this very run already ended: never train past its last step
+        print(f"gelab train {stage}: {done[-1]} already finished this run; not training again", flush=True)
+        wall = float(finished["wall_time_s"])
+        if not primary:
+            return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": wall}
+    else:
+        atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
+        atomic_write_bytes(out / "train.jsonl", rows_bytes)
+        atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
+                                                "model": asdict(tp.model), "launch": asdict(tp.launch),
+                                                stage: asdict(p)})
+        full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
+        atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
+        if done:
+            print(f"gelab train {stage}: resuming from {done[-1]}", flush=True)
 
-    start = time.perf_counter()
-    swift = shutil.which("swift", path=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
-    if swift is None:
-        raise TrainError("the `swift` command (ms-swift) is not installed in this environment")
-    result = subprocess.run([swift, *full[1:]], env=env)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise TrainError(f"{stage}: ms-swift exited with status {result.returncode} (command in {out}/command.sh)")
-    if not primary:
-        return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": round(wall, 1)}
-    done = checkpoints(run_dir)
-    if not done:
-        raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
+        start = time.perf_counter()
+        swift = shutil.which("swift", path=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+        if swift is None:
+            raise TrainError("the `swift` command (ms-swift) is not installed in this environment")
+        result = subprocess.run([swift, *full[1:]], env=env)
+        wall = time.perf_counter() - start
+        if result.returncode != 0:
+            raise TrainError(f"{stage}: ms-swift exited with status {result.returncode} (command in {out}/command.sh)")
+        if not primary:
+            return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": round(wall, 1)}
+        done = checkpoints(run_dir)
+        if not done:
+            raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
+        atomic_write_json(run_dir / FINISHED, {"fingerprint": stamp, "checkpoint": done[-1].name,
+                                               "wall_time_s": round(wall, 1)})
     consolidate(done[-1], out / "final")
 
     log = read_log(run_dir)
