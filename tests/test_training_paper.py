@@ -95,3 +95,21 @@ def test_missing_paper_weights_name_what_to_put_where(tmp_path: Path) -> None:
 
     with pytest.raises(TrainError, match=r"model.base: .*Qwen2.5-VL-7B-Instruct.*dvc add data"):
         check_init(str(tmp_path / "data" / "Qwen2.5-VL-7B-Instruct"), "model.base")
+
+
+def test_one_node_runs_pick_a_free_port_unless_told() -> None:
+    import socket
+
+    import dataclasses
+
+    tp = TrainParams.load(DEFAULT)
+    with socket.socket() as busy:  # another run holds the configured port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        launch = dataclasses.replace(tp.launch, master_port=busy.getsockname()[1])
+        port = int(launch_env(launch, 200704, base={"PATH": "/bin"})["MASTER_PORT"])
+        assert port != launch.master_port and port > 0
+    told = launch_env(tp.launch, 200704, base={"PATH": "/bin", "MASTER_PORT": "29999"})
+    assert told["MASTER_PORT"] == "29999"
+    paper = launch_env(TrainParams.load(PAPER).launch, 200704, base={"PATH": "/bin"})
+    assert paper["MASTER_PORT"] == "29500"  # several nodes must agree on the configured port

@@ -148,6 +148,15 @@ def stage_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir:
     return sft_command(tp, init, dataset, run_dir) if stage == "sft" else rl_command(tp, stage, init, dataset, run_dir)
 
 
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def launch_env(launch: LaunchParams, max_pixels: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """The subprocess environment: launch topology (environment wins over params), offline flags."""
     base = dict(os.environ if base is None else base)
@@ -156,6 +165,8 @@ def launch_env(launch: LaunchParams, max_pixels: int, base: dict[str, str] | Non
                 "MASTER_PORT": launch.master_port, "NPROC_PER_NODE": launch.nproc_per_node}
     for key, value in topology.items():
         env[key] = base.get(key, str(value))
+    if env["NNODES"] == "1" and "MASTER_PORT" not in base:
+        env["MASTER_PORT"] = str(free_port())  # one node: any free port, so runs side by side never collide
     env.update(OFFLINE_ENV)
     env["MAX_PIXELS"] = str(max_pixels)  # qwen_vl_utils resize cap (448² -> 256 visual tokens)
     env.update(launch.extra_env)
