@@ -7,8 +7,9 @@
    included (target: <= 5 s).
 2. Scoring a full static file of predictions (the samples' own solutions, every 7th replaced by
    garbage) in the project layout and in the released layout (target: <= 0.3 s).
-3. hf backend, greedy, interactive episodes: batched (all live episodes per call) vs one episode at a
-   time; checks that the trajectories are identical and prints the speed-up (target: >= 5x).
+3. hf backend, greedy, interactive episodes: batched (every live episode per round, in model calls of
+   params.yaml's eval.batch_size, answers of eval.max_new_tokens) vs one episode at a time; checks
+   that the trajectories are identical and prints the speed-up (target: >= 5x).
    Without --model a tiny random Qwen2.5-VL is built (the test suite's builder).
 """
 
@@ -30,6 +31,7 @@ from gelab.evaluation.static import score_file
 from gelab.evaluation.subsets import stratified
 from gelab.io import read_jsonl
 from gelab.navigation import Navigator
+from gelab.params import EvalParams, load_section
 from gelab.tasks import task_universe
 
 
@@ -80,7 +82,7 @@ def bench_static(static: str, repeats: int, tmp: Path) -> None:
 
 
 def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: int, max_steps: int,
-             group: int = 32) -> None:
+             batch_size: int, max_new_tokens: int, group: int) -> None:
     from gelab.evaluation.backends import Sampling
     from gelab.evaluation.backends.hf import HFBackend
 
@@ -93,7 +95,7 @@ def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: 
     nav = Navigator(env.structure)
     tasks = stratified(task_universe(env.structure, subtree, nav), n_tasks, lambda t: t.path_length, 0)
     image_of = lambda p: str(env.model_image_path(p))  # noqa: E731
-    backend = HFBackend(model, Sampling(max_new_tokens=48), device="cpu")
+    backend = HFBackend(model, Sampling(max_new_tokens=max_new_tokens), device="cpu")
     policy = ModelPolicy(backend)
     backend.generate(policy.requests([Episode(tasks[0], 0, tasks[0].start).observation(image_of)]))  # warm-up
 
@@ -106,25 +108,29 @@ def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: 
         def write(self, rows) -> None:
             self.out.extend(rows)
 
+    # Batched: the harness's own path (`gelab eval interactive`): every live episode per round, in model
+    # calls of `batch_size`. Sequential: the earlier reproduction, one step of one episode per call.
     # Interleaved by groups of `group` tasks, so that load from other processes hits both modes alike.
     batched_log, seq_log = Log(), Log()
     batched = sequential = batched_cpu = sequential_cpu = 0.0
     for lo in range(0, len(tasks), group):
         chunk = tasks[lo:lo + group]
         start, start_cpu = time.perf_counter(), time.process_time()
-        run_episodes(nav, chunk, policy, attempts=1, max_steps=max_steps, image_of=image_of, log=batched_log)
+        run_episodes(nav, chunk, policy, attempts=1, max_steps=max_steps, image_of=image_of, log=batched_log,
+                     batch_size=batch_size)
         batched += time.perf_counter() - start
         batched_cpu += time.process_time() - start_cpu
         start, start_cpu = time.perf_counter(), time.process_time()
-        for task in chunk:  # the earlier reproduction: one step of one episode per model call
+        for task in chunk:
             run_episodes(nav, [task], policy, attempts=1, max_steps=max_steps, image_of=image_of, log=seq_log)
         sequential += time.perf_counter() - start
         sequential_cpu += time.process_time() - start_cpu
     key = lambda r: (r["episode"], r["step"])  # noqa: E731
     same = sorted(batched_log.out, key=key) == sorted(seq_log.out, key=key)
-    print(f"hf greedy interactive, {len(tasks)} tasks x {max_steps} steps ({len(seq_log.out)} model answers): "
-          f"batched {batched:.1f} s wall ({batched_cpu:.1f} s CPU), one at a time {sequential:.1f} s wall "
-          f"({sequential_cpu:.1f} s CPU), speed-up {sequential / batched:.1f}x wall, identical trajectories: {same}")
+    print(f"hf greedy interactive, {len(tasks)} tasks x {max_steps} steps ({len(seq_log.out)} model answers, "
+          f"batch size {batch_size}, max_new_tokens {max_new_tokens}): batched {batched:.1f} s wall "
+          f"({batched_cpu:.1f} s CPU), one at a time {sequential:.1f} s wall ({sequential_cpu:.1f} s CPU), "
+          f"speed-up {sequential / batched:.1f}x wall, identical trajectories: {same}")
 
 
 def main() -> int:
@@ -134,9 +140,10 @@ def main() -> int:
     ap.add_argument("--subtree", default="page_5")
     ap.add_argument("--model", help="HF folder for the hf comparison (default: a tiny random Qwen2.5-VL)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--hf-tasks", type=int, default=32)
+    ap.add_argument("--hf-tasks", type=int, default=64)
     ap.add_argument("--hf-steps", type=int, default=3)
-    ap.add_argument("--hf-group", type=int, default=32, help="tasks per batched/sequential interleaving group")
+    ap.add_argument("--hf-group", type=int, default=64, help="tasks per batched/sequential interleaving group")
+    ap.add_argument("--params", default="params.yaml", help="batch size and max_new_tokens come from its eval section")
     ap.add_argument("--skip-hf", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
@@ -144,7 +151,9 @@ def main() -> int:
         bench_oracle(args.env, args.subtree, args.repeats, tmp)
         bench_static(args.static, args.repeats, tmp)
         if not args.skip_hf:
-            bench_hf(args.env, args.subtree, args.model, tmp, args.hf_tasks, args.hf_steps, args.hf_group)
+            ev = load_section(args.params, "eval", EvalParams)
+            bench_hf(args.env, args.subtree, args.model, tmp, args.hf_tasks, args.hf_steps, ev.batch_size,
+                     ev.max_new_tokens, args.hf_group)
     return 0
 
 

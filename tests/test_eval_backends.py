@@ -111,6 +111,79 @@ def test_hf_policy_in_the_interactive_harness(tiny_model: Path, env_dir: Path) -
     assert any(v[0] != v[1] for v in by_episode.values())  # sampled attempts differ
 
 
+class RecordingVLLM:
+    """A stand-in for the ``vllm`` module (GPU-only, not installable here) that records what the
+    backend hands to ``LLM(...)``, ``SamplingParams(...)`` and ``LLM.generate``."""
+
+    def __init__(self) -> None:
+        import types
+
+        self.module = types.ModuleType("vllm")
+        self.llm_options: dict = {}
+        self.calls: list[tuple[list, list]] = []
+        recorder = self
+
+        class SamplingParams:
+            def __init__(self, **kwargs) -> None:
+                self.kwargs = kwargs
+
+        class LLM:
+            def __init__(self, **kwargs) -> None:
+                recorder.llm_options = kwargs
+
+            def generate(self, prompts, params, use_tqdm=True):
+                recorder.calls.append((prompts, params))
+                return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"answer {i}")])
+                        for i in range(len(prompts))]
+
+        self.module.LLM, self.module.SamplingParams = LLM, SamplingParams
+
+
+def test_vllm_backend_builds_one_image_prompts_and_per_request_sampling(
+        tiny_model: Path, env_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from gelab.evaluation.backends.hf import HFBackend
+    from gelab.evaluation.backends.vllm import VLLMBackend
+
+    fake = RecordingVLLM()
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    reqs = requests(env_dir)
+    sampled = VLLMBackend(tiny_model, Sampling(temperature=1.2, top_k=0, top_p=0.9, max_new_tokens=20))
+    assert sampled.generate([]) == [] and not fake.calls
+    assert sampled.generate(reqs) == [f"answer {i}" for i in range(len(reqs))]
+    assert fake.llm_options["model"] == str(tiny_model)
+    assert fake.llm_options["limit_mm_per_prompt"] == {"image": 1}
+    assert fake.llm_options["mm_processor_kwargs"]["max_pixels"] == 448 * 448  # SPEC §1: 256 visual tokens
+    (prompts, params), = fake.calls
+    hf_texts = HFBackend(tiny_model, device="cpu").processor.apply_chat_template(
+        [[{"role": "system", "content": r.system},
+          {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r.user}]}] for r in reqs],
+        add_generation_prompt=True, tokenize=False)
+    for r, prompt, hf_text in zip(reqs, prompts, hf_texts):
+        assert prompt["prompt"] == hf_text  # the same conversation the hf backend and training use
+        assert prompt["prompt"].count("<|vision_start|><|image_pad|><|vision_end|>") == 1
+        assert r.user in prompt["prompt"] and fmt.SYSTEM_PROMPT in prompt["prompt"]
+        with Image.open(r.image) as img:
+            assert prompt["multi_modal_data"]["image"].tobytes() == img.convert("RGB").tobytes()
+    assert [p.kwargs["seed"] for p in params] == [r.seed for r in reqs]  # each request its own stream
+    assert all(p.kwargs["temperature"] == 1.2 and p.kwargs["top_p"] == 0.9 and p.kwargs["top_k"] == -1
+               and p.kwargs["max_tokens"] == 20 for p in params)
+    greedy = VLLMBackend(tiny_model, Sampling(max_new_tokens=7), max_pixels=112 * 112)
+    greedy.generate(reqs[:2])
+    assert fake.llm_options["mm_processor_kwargs"]["max_pixels"] == 112 * 112
+    assert all(p.kwargs["temperature"] == 0.0 and p.kwargs["max_tokens"] == 7 and "seed" not in p.kwargs
+               for p in fake.calls[-1][1])
+
+
+def test_vllm_backend_without_vllm_says_how_to_install(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gelab.evaluation.backends.vllm import VLLMBackend
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
+    with pytest.raises(ImportError, match=r"gelab\[gpu\]"):
+        VLLMBackend(tiny_model)
+
+
 @pytest.mark.slow
 def test_cli_static_and_interactive_with_the_hf_backend(tiny_model: Path, env_dir: Path, tmp_path: Path) -> None:
     samples = tmp_path / "static_ood.jsonl"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit import prediction_row, release_row, static_rows
+from evalkit import prediction_row, release_row, static_rows, write_env_folder
 from gelab import format as fmt
 from gelab.evaluation.static import (PredictionFileError, StepRecord, check_records, load_predictions, score_file,
                                      static_metrics, step_correct)
@@ -347,3 +350,23 @@ def test_static_predictions_resume_after_a_cut(tmp_path: Path) -> None:
     assert score_file(cut, samples) == expected
     assert sorted(cut.read_bytes().split(b"\n")) == sorted(whole.read_bytes().split(b"\n"))
     assert 0 < expected["overall"] < 100 and expected["tasks"] == 70
+
+
+def test_cli_batch_size_zero_answers_everything_in_one_call(tmp_path: Path) -> None:
+    env = write_env_folder(tmp_path / "env")
+    samples = write_jsonl(tmp_path / "static.jsonl", static_rows(image_root=str(env))[:60])
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    envvars = {**os.environ, "PYTHONPATH": src}
+    metrics = {}
+    for batch in ("0", "7"):
+        out = tmp_path / f"m{batch}.json"
+        subprocess.run([sys.executable, "-m", "gelab.cli", "eval", "static", "--policy", "random", "--seed", "4",
+                        "--env", str(env), "--samples", str(samples), "--predictions", str(tmp_path / f"p{batch}.jsonl"),
+                        "--out", str(out), "--batch-size", batch], check=True, env=envvars, capture_output=True)
+        metrics[batch] = json.loads(out.read_text())
+    assert metrics["0"] == metrics["7"] and metrics["0"]["steps"] == 60
+    bad = subprocess.run([sys.executable, "-m", "gelab.cli", "eval", "static", "--policy", "random",
+                          "--env", str(env), "--samples", str(samples), "--predictions", str(tmp_path / "q.jsonl"),
+                          "--out", str(tmp_path / "q.json"), "--batch-size", "-1"], env=envvars, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "batch_size: must be 0 (all in one call) or more" in bad.stderr

@@ -22,6 +22,13 @@ def _params(args: argparse.Namespace) -> EvalParams:
     return dataclasses.replace(params, **overrides)
 
 
+def _batch_size(args: argparse.Namespace, params: EvalParams) -> int:
+    """Requests per policy call; 0 = all at once. Reference policies take all unless --batch-size says."""
+    if args.batch_size is not None or args.policy in ("hf", "vllm", "openai"):
+        return params.batch_size
+    return 0
+
+
 def _progress(label: str):  # type: ignore[no-untyped-def]
     last = [0.0]
 
@@ -99,8 +106,7 @@ def cmd_static(args: argparse.Namespace) -> int:
                                               limit_tasks=limit), fresh=args.fresh)
         policy = _policy(args, params, params.static_temperature, args.env)
         start = time.perf_counter()
-        model = args.policy in ("hf", "vllm", "openai")
-        batch = args.batch_size or (params.batch_size if model else len(samples))
+        batch = _batch_size(args, params) or max(1, len(samples))
         made = predict(samples, policy, args.predictions, batch_size=batch,
                        samples_name=args.samples, progress=_progress(f"static {Path(args.samples).name}"))
         print(f"{made} predictions in {time.perf_counter() - start:.1f} s -> {args.predictions}")
@@ -137,7 +143,7 @@ def cmd_interactive(args: argparse.Namespace) -> int:
                                       tasks=args.tasks or args.subtree, limit_tasks=args.limit_tasks or None,
                                       attempts=attempts, max_steps=max_steps), fresh=args.fresh)
     policy = _policy(args, params, params.temperature, args.env)
-    batch = args.batch_size or (params.batch_size if args.policy in ("hf", "vllm", "openai") else None)
+    batch = _batch_size(args, params) or None  # None: every live episode in one call
     start = time.perf_counter()
     with AppendLog(trajectories) as log:
         episodes = run_episodes(nav, tasks, policy, attempts=attempts, max_steps=max_steps,
@@ -173,7 +179,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--top-p", type=float)
     s.add_argument("--top-k", type=int)
     s.add_argument("--max-new-tokens", type=int)
-    s.add_argument("--batch-size", type=int, help="requests per model call")
+    s.add_argument("--batch-size", type=int, help="requests per model call (0: all in one call)")
     s.add_argument("--limit-tasks", type=int, help="a stratified subset of this many tasks (all their steps); 0 = all")
     s.add_argument("--fresh", action="store_true", help="discard earlier rows instead of resuming")
     s.add_argument("--plot", help="also write the per-path-length curve (JSON rows) here")

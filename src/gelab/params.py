@@ -181,7 +181,7 @@ class EvalParams:
     top_k: int = 0  # 0: no top-k cut
     static_temperature: float = 0.0  # static benchmark decodes greedily
     max_new_tokens: int = 64  # an answer line is about 40 Qwen tokens
-    batch_size: int = 8  # requests per model call (reference policies take every live episode at once)
+    batch_size: int = 8  # requests per model call; 0 = all in one call (reference policies always take all)
     backend: str = "hf"  # model stages: hf | vllm | openai
     device: str = "auto"  # hf backend: auto | cpu | cuda
     max_pixels: int = 200704  # 448² -> 256 visual tokens (SPEC §1)
@@ -189,6 +189,21 @@ class EvalParams:
     interactive_limit_tasks: int = 0  # model stages: tasks of the interactive run, stratified; 0 = all 2,162
     reference_policies: list[str] = field(default_factory=lambda: ["oracle", "random", "home-then-complete"])
     checkpoints: dict[str, str] = field(default_factory=dict)  # model name -> HF folder (e.g. sft: build/checkpoints/sft/final)
+
+    def __post_init__(self) -> None:
+        limits = [("attempts", self.attempts >= 1, "at least 1"), ("max_steps", self.max_steps >= 1, "at least 1"),
+                  ("batch_size", self.batch_size >= 0, "0 (all in one call) or more"),
+                  ("max_new_tokens", self.max_new_tokens >= 1, "at least 1"),
+                  ("temperature", self.temperature >= 0, "0 (greedy) or more"),
+                  ("static_temperature", self.static_temperature >= 0, "0 (greedy) or more"),
+                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"), ("top_k", self.top_k >= 0, "0 (no cut) or more"),
+                  ("max_pixels", self.max_pixels >= 28 * 28, "at least 784 (one 28x28 patch group)"),
+                  ("static_limit_tasks", self.static_limit_tasks >= 0, "0 (all) or more"),
+                  ("interactive_limit_tasks", self.interactive_limit_tasks >= 0, "0 (all) or more"),
+                  ("backend", self.backend in ("hf", "vllm", "openai"), "one of hf, vllm, openai")]
+        for name, ok, expected in limits:
+            if not ok:
+                raise ValueError(f"{name}: must be {expected}, got {getattr(self, name)!r}")
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -238,7 +253,10 @@ def from_dict(cls: type[T], raw: Any, where: str) -> T:
     if unknown:
         raise ParamsError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
     values = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a section's own range checks start with the field's name
+        raise ParamsError(f"{where}.{exc}") from None
 
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:
