@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gelab.params import LaunchParams, ModelParams, RlParams, SftParams, TinyModelParams
-from gelab.training import TrainParams, checkpoints, run_stage
+from gelab.training import TrainParams, checkpoints, cpu_ranks_args, run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +123,26 @@ def test_st_rl_then_mt_rl_from_the_sft_checkpoint(sft_out: Path, data_dir: Path,
     assert "rewards/GelabEpisode" in mt and "num_turns" in mt, sorted(mt)
     assert 1 <= mt["num_turns"]["final_mean"] <= 3  # the cap of this run
     assert (workdir / "mt_rl" / "final" / "model.safetensors").exists()
+
+
+def test_cpu_rank_flags_only_for_several_cpu_processes() -> None:
+    assert cpu_ranks_args(LaunchParams(device="cpu"), 1) == ([], [])
+    assert cpu_ranks_args(LaunchParams(device="cuda"), 16) == ([], [])
+    flags, plugins = cpu_ranks_args(LaunchParams(device="cpu"), 2)
+    assert flags == ["--use_cpu", "true", "--ddp_backend", "gloo"] and plugins[0].endswith("swift_cpu_ranks.py")
+
+
+def test_sft_on_two_cpu_ranks_shards_zero3_over_both(data_dir: Path, tiny: Path, workdir: Path) -> None:
+    """Two processes on one machine: one ZeRO-3 shard per rank, global batch = per-device x accumulation x 2."""
+    tp = _params(data_dir, tiny, max_samples=16, max_steps=-1, save_steps=100, grad_accum=2)
+    tp = replace(tp, launch=replace(tp.launch, nproc_per_node=2, extra_env={"OMP_NUM_THREADS": "1"}))
+    out = workdir / "sft_two_ranks"
+    summary = run_stage(tp, "sft", str(tiny), out, workdir / "metrics_two_ranks")
+    last = checkpoints(out / "run")[-1]
+    shards = sorted(p.name for p in (last / f"global_step{summary['steps']}").glob("zero_pp_rank_*_model_states.pt"))
+    assert shards == ["zero_pp_rank_0_mp_rank_00_model_states.pt", "zero_pp_rank_1_mp_rank_00_model_states.pt"]
+    state = json.loads((last / "trainer_state.json").read_text())
+    assert (state["global_step"], state["epoch"]) == (2, 1.0)  # 16 rows / (2 x 2 x 2 ranks); one rank: 4 steps
+    command = (out / "command.sh").read_text()
+    assert "export NPROC_PER_NODE=2" in command and "--use_cpu true" in command and "swift_cpu_ranks.py" in command
+    assert (out / "final" / "model.safetensors").exists()

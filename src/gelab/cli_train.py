@@ -37,11 +37,12 @@ def cmd_stage(args: argparse.Namespace) -> int:
 def cmd_command(args: argparse.Namespace) -> int:
     import shlex
 
-    from gelab.training import TrainParams, stage_command
+    from gelab.training import TrainParams, launch_env, stage_command, world_size
 
     tp = TrainParams.load(args.params)
+    ranks = world_size(launch_env(tp.launch, tp.model.tiny.max_pixels))  # NNODES/NPROC_PER_NODE: environment wins
     print(shlex.join(stage_command(tp, args.stage, args.init or tp.model.base, args.dataset or tp.stage(args.stage).dataset,
-                                   args.out + "/run")))
+                                   args.out + "/run", ranks)))
     return 0
 
 

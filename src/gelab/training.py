@@ -51,6 +51,7 @@ FINAL_FILES = ("model.safetensors", "config.json", "generation_config.json", "to
                "video_preprocessor_config.json", "chat_template.jinja", "chat_template.json",
                "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json")
 PLUGIN = Path(__file__).with_name("swift_plugin.py")
+CPU_RANKS_PLUGIN = Path(__file__).with_name("swift_cpu_ranks.py")
 
 
 class TrainError(RuntimeError):
@@ -110,25 +111,40 @@ def _common_args(launch: LaunchParams, model: ModelParams, p: SftParams | RlPara
     return args
 
 
-def sft_command(tp: TrainParams, init: str, dataset: str, run_dir: str) -> list[str]:
+def cpu_ranks_args(launch: LaunchParams, world_size: int) -> tuple[list[str], list[str]]:
+    """(flags, plugins) for ZeRO-3 over several CPU processes; nothing for GPUs or one process.
+
+    transformers needs ``--use_cpu true`` to count CPU ranks (otherwise it sees one), gloo is the CPU
+    collective backend, and :mod:`gelab.swift_cpu_ranks` makes DeepSpeed see the same group.
+    """
+    if launch.device != "cpu" or world_size <= 1:
+        return [], []
+    return ["--use_cpu", "true", "--ddp_backend", "gloo"], [os.path.relpath(CPU_RANKS_PLUGIN)]
+
+
+def sft_command(tp: TrainParams, init: str, dataset: str, run_dir: str, world_size: int = 1) -> list[str]:
     """``swift sft`` for the SFT stage (paper Table 7)."""
     p = tp.sft
+    flags, plugins = cpu_ranks_args(tp.launch, world_size)
     args = ["swift", "sft", *_common_args(tp.launch, tp.model, p, init, dataset, run_dir),
             "--lr_scheduler_type", p.lr_scheduler_type, "--warmup_ratio", repr(p.warmup_ratio),
-            "--packing", _flag(p.packing)]
+            "--packing", _flag(p.packing), *flags]
+    if plugins:
+        args += ["--external_plugins", *plugins]
     if p.packing:
         args += ["--padding_free", "true"]
     return args + list(p.extra_args)
 
 
 def rl_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str,
-               plugin: str | None = None) -> list[str]:
+               plugin: str | None = None, world_size: int = 1) -> list[str]:
     """``swift rlhf --rlhf_type grpo`` for ST-RL (four rewards) or MT-RL (episode reward + scheduler)."""
     p = tp.stage(stage)
     assert isinstance(p, RlParams)
     plugin = plugin or os.path.relpath(PLUGIN)
+    flags, plugins = cpu_ranks_args(tp.launch, world_size)
     args = ["swift", "rlhf", "--rlhf_type", "grpo", *_common_args(tp.launch, tp.model, p, init, dataset, run_dir),
-            "--external_plugins", plugin, "--reward_funcs", *p.rewards,
+            *flags, "--external_plugins", plugin, *plugins, "--reward_funcs", *p.rewards,
             "--num_generations", str(p.num_generations), "--temperature", repr(p.temperature),
             "--top_p", repr(p.top_p), "--top_k", str(p.top_k), "--beta", repr(p.beta),
             "--max_completion_length", str(p.max_completion_length), "--loss_scale", p.loss_scale,
@@ -144,8 +160,18 @@ def rl_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: st
     return args + list(p.extra_args)
 
 
-def stage_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str) -> list[str]:
-    return sft_command(tp, init, dataset, run_dir) if stage == "sft" else rl_command(tp, stage, init, dataset, run_dir)
+def stage_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str, world_size: int = 1) -> list[str]:
+    if stage == "sft":
+        return sft_command(tp, init, dataset, run_dir, world_size=world_size)
+    return rl_command(tp, stage, init, dataset, run_dir, world_size=world_size)
+
+
+def world_size(env: dict[str, str]) -> int:
+    """Ranks of a launch: NNODES x NPROC_PER_NODE (as :func:`launch_env` resolved them)."""
+    try:
+        return int(env["NNODES"]) * int(env["NPROC_PER_NODE"])
+    except (KeyError, ValueError) as exc:
+        raise TrainError(f"launch: NNODES and NPROC_PER_NODE must be whole numbers ({exc})") from None
 
 
 def free_port() -> int:
@@ -338,8 +364,8 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     rows = subset_rows(read_jsonl(p.dataset), p.max_samples, p.seed)
     rows_bytes = jsonl_bytes(rows)
     run_dir = out / "run"
-    command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir))
     env = launch_env(tp.launch, tp.model.tiny.max_pixels)
+    command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir), world_size(env))
     stamp = fingerprint(command, rows_bytes, folder_digest(init))
 
     primary = env["NODE_RANK"] == "0"  # on a shared filesystem only node 0 cleans up and post-processes
