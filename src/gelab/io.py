@@ -42,20 +42,26 @@ def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(encode(r) + b"\n" for r in rows)
 
 
+def jsonl_rows(data: bytes, path: str | Path) -> list[dict[str, Any]]:
+    """The rows of JSON Lines ``data`` (blank lines skipped); a line that is not a JSON object raises
+    ``ValueError`` naming ``path`` and the line number."""
+    rows = []
+    for i, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
+            raise ValueError(f"{path}: line {i}: not JSON ({getattr(exc, 'msg', exc)})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {i}: expected a JSON object")
+        rows.append(row)
+    return rows
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a bad line raises ``ValueError`` naming the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}: line {i}: not JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}: line {i}: expected a JSON object")
-                rows.append(row)
-    return rows
+    return jsonl_rows(Path(path).read_bytes(), path)
 
 
 def read_yaml(path: str | Path) -> Any:

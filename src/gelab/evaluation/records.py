@@ -14,8 +14,9 @@ from typing import Any, Iterable
 
 import msgspec
 
+from gelab.io import jsonl_rows
+
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 
 
 def encode_line(row: dict[str, Any]) -> bytes:
@@ -33,18 +34,7 @@ def read_log(path: str | Path) -> tuple[list[dict[str, Any]], int]:
         return [], 0
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1  # bytes after the last newline are an unfinished write
-    rows = []
-    for i, line in enumerate(data[:end].split(b"\n")[:-1], start=1):
-        if not line.strip():
-            continue
-        try:
-            row = _decoder.decode(line)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"{path}: line {i}: not JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {i}: expected a JSON object")
-        rows.append(row)
-    return rows, end
+    return jsonl_rows(data[:end], path), end
 
 
 class AppendLog:
