@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gelab.evaluation.backends import MODEL_BACKENDS
+from gelab.evaluation.policies import REFERENCE_POLICIES
 from gelab.params import EvalParams, load_section
 
-POLICIES = ("oracle", "random", "home-then-complete", "hf", "vllm", "openai")
+POLICIES = (*REFERENCE_POLICIES, *MODEL_BACKENDS)
 
 
 def _params(args: argparse.Namespace) -> EvalParams:
@@ -24,7 +26,7 @@ def _params(args: argparse.Namespace) -> EvalParams:
 
 def _batch_size(args: argparse.Namespace, params: EvalParams) -> int:
     """Requests per policy call; 0 = all at once. Reference policies take all unless --batch-size says."""
-    if args.batch_size is not None or args.policy in ("hf", "vllm", "openai"):
+    if args.batch_size is not None or args.policy in MODEL_BACKENDS:
         return params.batch_size
     return 0
 
@@ -45,7 +47,7 @@ def _policy(args: argparse.Namespace, params: EvalParams, temperature: float, en
     from gelab.evaluation.backends import Sampling, make_backend
     from gelab.evaluation.policies import ModelPolicy, reference_policy
 
-    if args.policy in ("hf", "vllm", "openai"):
+    if args.policy in MODEL_BACKENDS:
         sampling = Sampling(temperature, params.top_p, params.top_k, params.max_new_tokens)
         if args.policy == "openai":
             if not args.base_url:
@@ -70,7 +72,7 @@ def _policy(args: argparse.Namespace, params: EvalParams, temperature: float, en
 def _identity(args: argparse.Namespace, params: EvalParams, temperature: float, **extra: Any) -> dict[str, Any]:
     model = args.model or args.api_model
     ident = {"policy": args.policy, "model": str(model) if model else None, "seed": params.seed, **extra}
-    if args.policy in ("hf", "vllm", "openai"):
+    if args.policy in MODEL_BACKENDS:
         ident.update(temperature=temperature, top_p=params.top_p, top_k=params.top_k,
                      max_new_tokens=params.max_new_tokens, max_pixels=params.max_pixels)
     return ident

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gelab.evaluation.backends import MODEL_BACKENDS
+
 T = TypeVar("T")
 
 
@@ -200,7 +202,7 @@ class EvalParams:
                   ("max_pixels", self.max_pixels >= 28 * 28, "at least 784 (one 28x28 patch group)"),
                   ("static_limit_tasks", self.static_limit_tasks >= 0, "0 (all) or more"),
                   ("interactive_limit_tasks", self.interactive_limit_tasks >= 0, "0 (all) or more"),
-                  ("backend", self.backend in ("hf", "vllm", "openai"), "one of hf, vllm, openai")]
+                  ("backend", self.backend in MODEL_BACKENDS, f"one of {', '.join(MODEL_BACKENDS)}")]
         for name, ok, expected in limits:
             if not ok:
                 raise ValueError(f"{name}: must be {expected}, got {getattr(self, name)!r}")

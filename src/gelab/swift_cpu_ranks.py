@@ -15,20 +15,18 @@ from __future__ import annotations
 import os
 
 
-def join_cpu_process_group(environ: dict[str, str] | os._Environ = os.environ) -> bool:
-    """Initialise ``deepspeed.comm`` (gloo) in a multi-rank CPU launch; True iff it did."""
-    if int(environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
+def join_cpu_process_group() -> None:
+    """Initialise ``deepspeed.comm`` with gloo in a multi-rank launch without GPUs (else nothing)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
     import torch
 
     if torch.cuda.is_available():
-        return False
+        return
     from deepspeed import comm
 
-    if comm.is_initialized():
-        return False
-    comm.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
-    return True
+    if not comm.is_initialized():
+        comm.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)
 
 
 join_cpu_process_group()

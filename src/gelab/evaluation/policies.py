@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from gelab import format as fmt
+from gelab.evaluation.backends import MODEL_BACKENDS
 from gelab.generate import derived_rng
 from gelab.navigation import HOME, Navigator
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from gelab.evaluation.backends import Backend, Request
 
 REFERENCE_POLICIES = ("oracle", "random", "home-then-complete")
-MODEL_BACKENDS = ("hf", "vllm", "openai")
 
 
 @dataclass(frozen=True, slots=True)

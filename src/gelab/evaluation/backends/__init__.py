@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+MODEL_BACKENDS = ("hf", "vllm", "openai")  # the `kind` names make_backend takes
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -60,4 +62,4 @@ def make_backend(kind: str, sampling: Sampling, **options: Any) -> Backend:
         from gelab.evaluation.backends.openai import OpenAIBackend
 
         return OpenAIBackend(sampling=sampling, **options)
-    raise ValueError(f"unknown backend {kind!r} (hf, vllm, openai)")
+    raise ValueError(f"unknown backend {kind!r} ({', '.join(MODEL_BACKENDS)})")
