@@ -23,16 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from gelab.envdir import load_environment
-from gelab.evaluation.interactive import Episode, interactive_metrics, run_episodes
-from gelab.evaluation.policies import ModelPolicy, OraclePolicy
-from gelab.evaluation.records import AppendLog
-from gelab.evaluation.static import score_file
-from gelab.evaluation.subsets import stratified
+from gelab.env.envdir import load_environment
+from gelab.env.navigation import Navigator
+from gelab.eval.interactive import Attempt, interactive_metrics, run_episodes
+from gelab.eval.policies import ModelPolicy, OraclePolicy
+from gelab.eval.records import AppendLog
+from gelab.eval.static import score_file
+from gelab.eval.subsets import stratified
 from gelab.io import read_jsonl
-from gelab.navigation import Navigator
 from gelab.params import EvalParams, load_section
-from gelab.tasks import task_universe
+from gelab.tasks.episode import Episode
+from gelab.tasks.universe import task_universe
 
 
 def median_time(fn, repeats: int) -> tuple[str, object]:
@@ -83,8 +84,8 @@ def bench_static(static: str, repeats: int, tmp: Path) -> None:
 
 def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: int, max_steps: int,
              batch_size: int, max_new_tokens: int, group: int) -> None:
-    from gelab.evaluation.backends import Sampling
-    from gelab.evaluation.backends.hf import HFBackend
+    from gelab.eval.backends import Sampling
+    from gelab.eval.backends.hf import HFBackend
 
     if model is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -97,7 +98,7 @@ def bench_hf(env_dir: str, subtree: str, model: str | None, tmp: Path, n_tasks: 
     image_of = lambda p: str(env.model_image_path(p))  # noqa: E731
     backend = HFBackend(model, Sampling(max_new_tokens=max_new_tokens), device="cpu")
     policy = ModelPolicy(backend)
-    backend.generate(policy.requests([Episode(tasks[0], 0, tasks[0].start).observation(image_of)]))  # warm-up
+    backend.generate(policy.requests([Attempt(Episode(tasks[0]), 0).observation(image_of)]))  # warm-up
 
     class Log:
         path, rows = Path("mem"), []

@@ -15,8 +15,8 @@ import numpy as np
 
 
 def bench_generate(root: Path, repeats: int) -> tuple[float, Path]:
-    from gelab.envdir import RenderSettings, write_environment
-    from gelab.generate import generate
+    from gelab.env.envdir import RenderSettings, write_environment
+    from gelab.env.generate import generate
     from gelab.params import EnvParams
 
     params = EnvParams()
@@ -31,10 +31,10 @@ def bench_generate(root: Path, repeats: int) -> tuple[float, Path]:
 
 
 def bench_datasets(base: Path, root: Path, repeats: int) -> float:
-    from gelab.datasets import Source, build_all
-    from gelab.envdir import load_environment, write_environment
+    from gelab.data.datasets import Source, build_all
+    from gelab.env.envdir import load_environment, write_environment
+    from gelab.env.variants import KINDS, make_variant
     from gelab.params import DataParams, EnvParams
-    from gelab.variants import KINDS, make_variant
 
     env = load_environment(base)
     variants = {}
@@ -52,8 +52,8 @@ def bench_datasets(base: Path, root: Path, repeats: int) -> float:
 
 def bench_steps(base: Path, obs_mode: str, repeats: int, steps: int = 200_000) -> float:
     """Structured actions along oracle episodes (clicks that move, then complete), raw env."""
-    from gelab.gym_env import GuiNavEnv
-    from gelab.navigation import Navigator
+    from gelab.env.navigation import Navigator
+    from gelab.tasks.gym_env import GuiNavEnv
 
     env = GuiNavEnv(base, subtree="page_5", obs_mode=obs_mode)
     nav = Navigator(env.environment.structure)

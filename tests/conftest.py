@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from gelab.datasets import Source, build_all
-from gelab.envdir import Environment, RenderSettings, load_environment, write_environment
-from gelab.generate import generate
+from gelab.data.datasets import Source, build_all
+from gelab.env.envdir import (
+    Environment,
+    RenderSettings,
+    load_environment,
+    write_environment,
+)
+from gelab.env.generate import generate
+from gelab.env.variants import KINDS, make_variant
 from gelab.params import DataParams, EnvParams
-from gelab.variants import KINDS, make_variant
 
 REPO = Path(__file__).resolve().parents[1]
 

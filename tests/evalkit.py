@@ -7,13 +7,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-from gelab.datasets import Source, step_rows
-from gelab.envdir import Environment, RenderSettings
-from gelab.generate import generate
-from gelab.navigation import Navigator
+from gelab.data.datasets import Source, step_rows
+from gelab.env.envdir import Environment, RenderSettings
+from gelab.env.generate import generate
+from gelab.env.navigation import Navigator
+from gelab.env.structure import EnvStructure
 from gelab.params import EnvParams
-from gelab.structure import EnvStructure
-from gelab.tasks import Task, task_universe
+from gelab.tasks.universe import Task, task_universe
 
 TEST_SUBTREE = "page_5"
 
@@ -63,11 +63,11 @@ def release_row(sample: dict[str, Any], prediction: object, idx: int) -> dict[st
 # --- a tiny random Qwen2.5-VL (for the hf backend tests) ---------------------------------------
 
 def build_tiny_qwen(out: Path, seed: int = 0) -> Path:
-    """The project's tiny Qwen2.5-VL (``gelab.tiny_model``) at test size: 2 text layers of width 64 and
+    """The project's tiny Qwen2.5-VL (``gelab.train.tiny_model``) at test size: 2 text layers of width 64 and
     one vision block, its tokenizer trained on a few hundred of Env-Base's step samples."""
     from gelab.io import atomic_write_bytes, jsonl_bytes
     from gelab.params import TinyModelParams
-    from gelab.tiny_model import build_tiny_model
+    from gelab.train.tiny_model import build_tiny_model
 
     corpus = out.parent / f"{out.name}-corpus.jsonl"
     atomic_write_bytes(corpus, jsonl_bytes(static_rows()[:400]))

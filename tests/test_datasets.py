@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from gelab import format as fmt
-from gelab.datasets import Source, build_all
-from gelab.envdir import Environment, load_environment
+from gelab.data.datasets import Source, build_all
+from gelab.env.envdir import Environment
+from gelab.env.navigation import Navigator
 from gelab.io import read_jsonl
-from gelab.navigation import Navigator
 from gelab.params import DataParams
-from gelab.tasks import task_universe
+from gelab.tasks.universe import task_universe
 
 EXPECTED = {"sft.jsonl": 30888, "st_rl.jsonl": 12439, "mt_rl.jsonl": 2162, "static_id.jsonl": 12439,
             "static_ood.jsonl": 12439, "static_ood_image.jsonl": 12439, "static_ood_name.jsonl": 12439,

@@ -14,13 +14,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from evalkit import (
+    TEST_SUBTREE,
+    build_tiny_qwen,
+    navigator,
+    static_rows,
+    tasks,
+    write_env_folder,
+)
 
-from evalkit import TEST_SUBTREE, build_tiny_qwen, navigator, static_rows, tasks, write_env_folder
 from gelab import format as fmt
-from gelab.evaluation.backends import Request, Sampling
-from gelab.evaluation.interactive import interactive_metrics, run_episodes
-from gelab.evaluation.policies import ModelPolicy
-from gelab.evaluation.records import read_log
+from gelab.eval.backends import Request, Sampling
+from gelab.eval.interactive import interactive_metrics, run_episodes
+from gelab.eval.policies import ModelPolicy
+from gelab.eval.records import read_log
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL_IMAGES = 112 * 112  # 16 visual tokens: keeps CPU tests fast (the paper profile uses 448²)
@@ -47,7 +54,7 @@ def test_cached_image_preprocessing_equals_the_processor(tiny_model: Path, env_d
     import torch
     from transformers import AutoProcessor
 
-    from gelab.evaluation.backends.hf import HFBackend
+    from gelab.eval.backends.hf import HFBackend
 
     backend = HFBackend(tiny_model, Sampling(max_new_tokens=4), device="cpu", max_pixels=SMALL_IMAGES)
     plain = AutoProcessor.from_pretrained(tiny_model)
@@ -65,7 +72,7 @@ def test_cached_image_preprocessing_equals_the_processor(tiny_model: Path, env_d
 
 
 def test_hf_batched_greedy_equals_one_at_a_time(tiny_model: Path, env_dir: Path) -> None:
-    from gelab.evaluation.backends.hf import HFBackend
+    from gelab.eval.backends.hf import HFBackend
 
     backend = HFBackend(tiny_model, Sampling(max_new_tokens=12), device="cpu", max_pixels=SMALL_IMAGES)
     reqs = requests(env_dir)
@@ -75,7 +82,7 @@ def test_hf_batched_greedy_equals_one_at_a_time(tiny_model: Path, env_dir: Path)
 
 
 def test_hf_sampling_is_per_request_not_per_batch(tiny_model: Path, env_dir: Path) -> None:
-    from gelab.evaluation.backends.hf import HFBackend
+    from gelab.eval.backends.hf import HFBackend
 
     backend = HFBackend(tiny_model, Sampling(temperature=1.0, top_k=50, max_new_tokens=12), device="cpu",
                         max_pixels=SMALL_IMAGES)
@@ -87,7 +94,7 @@ def test_hf_sampling_is_per_request_not_per_batch(tiny_model: Path, env_dir: Pat
 
 
 def test_hf_policy_in_the_interactive_harness(tiny_model: Path, env_dir: Path) -> None:
-    from gelab.evaluation.backends.hf import HFBackend
+    from gelab.eval.backends.hf import HFBackend
 
     backend = HFBackend(tiny_model, Sampling(temperature=1.0, max_new_tokens=8), device="cpu",
                         max_pixels=SMALL_IMAGES)
@@ -103,7 +110,7 @@ def test_hf_policy_in_the_interactive_harness(tiny_model: Path, env_dir: Path) -
     eps = run_episodes(navigator(), task_list, ModelPolicy(backend, seed=5), attempts=2, max_steps=2,
                        image_of=lambda p: str(env_dir / "model_images" / f"{p}.png"), log=Log(), batch_size=4)
     m = interactive_metrics(eps, 2, 2)
-    assert m["episodes"] == 6 and len(rows) == m["steps"] == sum(e.steps for e in eps)
+    assert m["episodes"] == 6 and len(rows) == m["steps"] == sum(e.episode.steps for e in eps)
     assert all(isinstance(r["output"], str) and r["prompt"].startswith("Instruction: from ") for r in rows)
     by_episode = {}
     for r in rows:
@@ -143,8 +150,8 @@ def test_vllm_backend_builds_one_image_prompts_and_per_request_sampling(
         tiny_model: Path, env_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
-    from gelab.evaluation.backends.hf import HFBackend
-    from gelab.evaluation.backends.vllm import VLLMBackend
+    from gelab.eval.backends.hf import HFBackend
+    from gelab.eval.backends.vllm import VLLMBackend
 
     fake = RecordingVLLM()
     monkeypatch.setitem(sys.modules, "vllm", fake.module)
@@ -177,7 +184,7 @@ def test_vllm_backend_builds_one_image_prompts_and_per_request_sampling(
 
 
 def test_vllm_backend_without_vllm_says_how_to_install(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gelab.evaluation.backends.vllm import VLLMBackend
+    from gelab.eval.backends.vllm import VLLMBackend
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
     with pytest.raises(ImportError, match=r"gelab\[gpu\]"):
@@ -252,7 +259,7 @@ def swift_server(tiny_model: Path, tmp_path: Path):
 
 @pytest.mark.slow
 def test_openai_backend_against_swift_deploy(swift_server: str, env_dir: Path) -> None:
-    from gelab.evaluation.backends.openai import OpenAIBackend
+    from gelab.eval.backends.openai import OpenAIBackend
 
     greedy = OpenAIBackend(swift_server, "tiny", Sampling(max_new_tokens=8), concurrency=4)
     reqs = requests(env_dir)
@@ -264,7 +271,7 @@ def test_openai_backend_against_swift_deploy(swift_server: str, env_dir: Path) -
     eps = run_episodes(navigator(), task_list, ModelPolicy(sampled, seed=1), attempts=2, max_steps=2,
                        image_of=lambda p: str(env_dir / "model_images" / f"{p}.png"))
     m = interactive_metrics(eps, 2, 2)
-    assert m["episodes"] == 4 and m["steps"] == sum(e.steps for e in eps) > 0
+    assert m["episodes"] == 4 and m["steps"] == sum(e.episode.steps for e in eps) > 0
     bad = OpenAIBackend(swift_server, "no-such-model", Sampling(max_new_tokens=4), retries=0)
     with pytest.raises(RuntimeError, match="request to .* failed"):
         bad.generate(reqs[:1])

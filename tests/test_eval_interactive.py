@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Sequence
 
 import pytest
-
 from evalkit import TEST_SUBTREE, env_base, navigator, tasks, write_env_folder
+
 from gelab import format as fmt
-from gelab.evaluation.interactive import interactive_metrics, run_episodes
-from gelab.evaluation.policies import Observation, OraclePolicy, reference_policy
-from gelab.evaluation.records import AppendLog, read_log
-from gelab.structure import ROOT_PAGE
+from gelab.env.structure import ROOT_PAGE
+from gelab.eval.interactive import interactive_metrics, run_episodes
+from gelab.eval.policies import Observation, OraclePolicy, reference_policy
+from gelab.eval.records import AppendLog, read_log
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -41,7 +41,7 @@ def test_oracle_is_perfect_everywhere_in_shortest_steps() -> None:
         assert m[mode]["pass@1"] == m[mode]["pass@k"] == 100.0
         assert {v["pass@1"] for v in m[mode]["per_path"].values()} == {100.0}
     assert [m["strict"]["per_path"][str(n)]["tasks"] for n in range(1, 8)] == [137, 147, 222, 324, 492, 456, 384]
-    assert all(e.steps == e.task.path_length + 1 for e in eps)  # shortest path, then complete
+    assert all(e.episode.steps == e.episode.task.path_length + 1 for e in eps)  # shortest path, then complete
     assert m["misses"] == m["invalid"] == 0
 
 
@@ -65,7 +65,7 @@ def test_home_then_complete_exact_values_derived_from_the_environment() -> None:
     for n, ok in by_len.items():
         assert m["strict"]["per_path"][str(n)]["pass@1"] == pytest.approx(100 * sum(ok) / len(ok))
     assert m["misses"] == 3 * sum(not has_home[t.start] for t in task_list)
-    assert all(e.steps == 2 for e in eps)
+    assert all(e.episode.steps == 2 for e in eps)
 
 
 class NeverComplete:
@@ -86,7 +86,7 @@ def test_lenient_counts_reaching_strict_needs_complete() -> None:
     eps, m = run(NeverComplete(), attempts=1, max_steps=12)
     assert m["lenient"]["pass@1"] == 100.0  # every target is reached on the way
     assert m["strict"]["pass@1"] == 0.0  # complete is never said
-    assert m["completed"] == 0 and all(e.steps == 12 for e in eps)  # the cap ends every episode
+    assert m["completed"] == 0 and all(e.episode.steps == 12 for e in eps)  # the cap ends every episode
 
 
 def test_step_cap_and_invalid_outputs() -> None:
@@ -99,7 +99,7 @@ def test_step_cap_and_invalid_outputs() -> None:
             return [table[o.step % 4] for o in observations]
 
     eps, m = run(Babble(), task_list=tasks()[:10], attempts=1, max_steps=7)
-    assert all(e.steps == 7 and e.page == e.task.start for e in eps)
+    assert all(e.episode.steps == 7 and e.episode.page == e.episode.task.start for e in eps)
     assert m["invalid"] == 70 and m["misses"] == 0
     assert m["strict"]["pass@1"] == m["lenient"]["pass@1"] == 0.0
 

@@ -10,13 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from evalkit import prediction_row, release_row, static_rows, write_env_folder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit import prediction_row, release_row, static_rows, write_env_folder
 from gelab import format as fmt
-from gelab.evaluation.static import (PredictionFileError, StepRecord, check_records, load_predictions, score_file,
-                                     static_metrics, step_correct)
+from gelab.eval.static import (
+    PredictionFileError,
+    StepRecord,
+    check_records,
+    load_predictions,
+    score_file,
+    static_metrics,
+    step_correct,
+)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -174,7 +181,7 @@ def test_wrong_subtree_is_named(tmp_path: Path) -> None:
     samples = static_rows()
     preds = [prediction_row(r, r["solution"]) for r in samples]
     preds[5]["subtree"] = "page_4"
-    with pytest.raises(PredictionFileError, match=rf"line 6: row .* is from subtree page_4, .* is subtree page_5"):
+    with pytest.raises(PredictionFileError, match=r"line 6: row .* is from subtree page_4, .* is subtree page_5"):
         score_file(write_jsonl(tmp_path / "p.jsonl", preds), write_jsonl(tmp_path / "s.jsonl", samples))
 
 
@@ -315,8 +322,9 @@ def test_instruction_step_on_every_prompt_of_a_subtree() -> None:
 
 def test_captioning_and_grounding_are_scored_when_present(tmp_path: Path) -> None:
     from evalkit import env_base, navigator
-    from gelab.datasets import Source, icon_rows
-    from gelab.envdir import Environment, RenderSettings
+
+    from gelab.data.datasets import Source, icon_rows
+    from gelab.env.envdir import Environment, RenderSettings
 
     structure, art = env_base()
     src = Source(Environment(Path("env"), structure, art, RenderSettings()), navigator(), "env")
@@ -334,8 +342,9 @@ def test_captioning_and_grounding_are_scored_when_present(tmp_path: Path) -> Non
 
 def test_static_predictions_resume_after_a_cut(tmp_path: Path) -> None:
     from evalkit import navigator
-    from gelab.evaluation.policies import reference_policy
-    from gelab.evaluation.static_run import predict, select_samples
+
+    from gelab.eval.policies import reference_policy
+    from gelab.eval.static_run import predict, select_samples
 
     samples = select_samples(static_rows(), 70, seed=0)
     policy = reference_policy("random", navigator(), seed=2)

@@ -9,13 +9,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from gelab import icons
-from gelab.envdir import Environment
-from gelab.generate import generate
-from gelab.params import EnvParams
-from gelab.tasks import subtree_roots
-
 from conftest import REPO
+
+from gelab.env import icons
+from gelab.env.envdir import Environment
+from gelab.env.generate import generate
+from gelab.params import EnvParams
+from gelab.tasks.universe import subtree_roots
 
 
 def test_env_base_tree(base_env: Environment) -> None:

@@ -8,9 +8,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from gelab import format as fmt
-from gelab.envdir import Environment
-from gelab.gym_env import ENV_ID, GuiNavEnv
-from gelab.navigation import Navigator
+from gelab.env.envdir import Environment
+from gelab.env.navigation import Navigator
+from gelab.tasks.gym_env import ENV_ID, GuiNavEnv
 
 
 @pytest.fixture
@@ -50,8 +50,9 @@ def test_miss_changes_nothing_and_is_counted(env: gym.Env) -> None:
     obs2, reward, terminated, truncated, info2 = env.step({"kind": 0, "point": np.array([500, 5])})  # empty strip
     assert obs2["text"] == obs["text"] and np.array_equal(obs2["image"], obs["image"])
     assert info2["page"] == "page_5" and info2["misses"] == 1 and info2["hit"] is None and not terminated
-    obs3, _, _, _, info3 = env.step("no action here")  # unparseable text: a miss with an error, not an exception
-    assert info3["misses"] == 2 and info3["last_action_error"] and obs3["text"] == obs["text"]
+    obs3, _, _, _, info3 = env.step("no action here")  # unparseable text: invalid, with an error, not an exception
+    assert info3["misses"] == 1 and info3["invalid"] == 1 and obs3["text"] == obs["text"]
+    assert info3["last_action_error"] == "no 'Action: click(...)' or 'Action: complete' found"
 
 
 def test_early_complete_ends_with_zero(env: gym.Env) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import interactive_metrics, static_metrics, write
 
-from gelab.reports.paper_ref import GitError, make_paper_ref
-from gelab.reports.targets import load_targets, target_files
+from gelab.report.paper_ref import GitError, make_paper_ref
+from gelab.report.targets import load_targets, target_files
 
 TARGETS = Path(__file__).resolve().parents[1] / "paper" / "targets.yaml"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",

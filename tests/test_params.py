@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from gelab.params import DataParams, EnvParams, ParamsError, VariantParams, load_section
-
-from conftest import REPO
 
 
 def test_repository_params_load_with_defaults_of_the_paper() -> None:

@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from gelab.io import read_jsonl
-
-from conftest import REPO
 
 pytestmark = pytest.mark.slow
 

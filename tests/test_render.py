@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from gelab.envdir import Environment
+from gelab.env.envdir import Environment
 
 
 def test_images_exist_with_sizes(base_env: Environment) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from report_fixtures import interactive_metrics, static_metrics, write
 
-from gelab.reports.build import CURVES_PNG, PASS_PNG, REPORT_MD, build_report
-from gelab.reports.collect import collect
-from gelab.reports.curves import read_curve
-from gelab.reports.schema import SCHEMAS, MetricsError
-from gelab.reports.tables import display
-from gelab.reports.targets import load_targets
+from gelab.report.build import CURVES_PNG, PASS_PNG, REPORT_MD, build_report
+from gelab.report.collect import collect
+from gelab.report.curves import read_curve
+from gelab.report.schema import SCHEMAS, MetricsError
+from gelab.report.tables import display
+from gelab.report.targets import load_targets
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = REPO / "paper" / "targets.yaml"

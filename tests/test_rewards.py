@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gelab import rewards
+from gelab.train import rewards
 
 TAB = "\t"
 NAME = "Flowers_and_plants_153"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from gelab import format as fmt
-from gelab.envdir import Environment
-from gelab.navigation import Navigator
+from gelab.env.envdir import Environment
+from gelab.env.navigation import Navigator
 
-swift_plugin = pytest.importorskip("gelab.swift_plugin")
+swift_plugin = pytest.importorskip("gelab.train.swift_plugin")
 
 
 def _choice(text: str, finish_reason: str = "stop") -> Any:
@@ -54,15 +54,17 @@ def test_optimal_episode_moves_pages_writes_history_and_succeeds(base_env: Envir
         history.append(fmt.HistoryStep(name, page))
         step = scheduler.step(request, _choice(""), turn)
         assert step["infer_request"] is request
-        assert request.messages[-1] == {"role": "user", "content": fmt.navigation_prompt(start, target, history)}
-        assert request.images[-1] == str(base_env.model_image_path(nav.edges[page][name]))
-    assert len(request.images) == len(path) + 1  # one page image per user turn
+        # a fresh single-image prompt: the system prompt and one user turn, no earlier answers
+        assert request.messages == [{"role": "system", "content": fmt.SYSTEM_PROMPT},
+                                    {"role": "user", "content": fmt.navigation_prompt(start, target, history)}]
+        assert request.images == [str(base_env.model_image_path(nav.edges[page][name]))]
+    assert request.images == [str(base_env.model_image_path(target))]  # never more than one image
     result, finished = _turn(scheduler, request, fmt.complete_text(), len(path) + 1)
     assert result["done"] is True and finished is True
     infos = result["rollout_infos"]
     assert infos["success"] is True and infos["page"] == target and infos["misses"] == 0
-    assert infos["images"] == request.images  # the trainer re-encodes the conversation with these
-    from gelab.rewards import episode_reward
+    assert infos["images"] == request.images  # the trained sample: the last turn with its one image
+    from gelab.train.rewards import episode_reward
 
     assert episode_reward(["x"], rollout_infos=[infos]) == [1.0]
 
@@ -84,7 +86,7 @@ def test_a_miss_changes_nothing_and_is_counted(base_env: Environment) -> None:
     scheduler.step(request, _choice(""), 1)
     assert request.messages[-1]["content"] == fmt.navigation_prompt("page_0", "page_19")  # history still Null
     result, _ = _turn(scheduler, request, "gibberish", 2)
-    assert result["rollout_infos"]["misses"] == 2
+    assert result["rollout_infos"]["misses"] == 1 and result["rollout_infos"]["invalid"] == 1
 
 
 def test_cap_ends_the_episode_and_token_limit_does_not(base_env: Environment) -> None:

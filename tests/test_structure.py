@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
-from gelab.envdir import Environment, load_environment
-from gelab.structure import EnvFileError, load_structure, parse_structure
-
 from conftest import REPO
+
+from gelab.env.envdir import Environment, load_environment
+from gelab.env.structure import EnvFileError, load_structure, parse_structure
 
 RELEASED = REPO.parent / "shared" / "reference" / "ui_structure.json"
 

@@ -8,11 +8,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from gelab.envdir import Environment
-from gelab.navigation import Navigator
-from gelab.tasks import subtree_roots, task_pages, task_universe
-
 from conftest import REPO
+
+from gelab.env.envdir import Environment
+from gelab.env.navigation import Navigator
+from gelab.tasks.universe import subtree_roots, task_pages, task_universe
 
 PATH_COUNTS = {1: 137, 2: 147, 3: 222, 4: 324, 5: 492, 6: 456, 7: 384}  # paper Table 6
 

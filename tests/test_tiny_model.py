@@ -11,7 +11,13 @@ import pytest
 
 from gelab import format as fmt
 from gelab.params import TinyModelParams
-from gelab.tiny_model import FIRST_SPECIAL_ID, IMAGE_PAD_ID, SPECIAL_TOKENS, build_tiny_model, build_tokenizer
+from gelab.train.tiny_model import (
+    FIRST_SPECIAL_ID,
+    IMAGE_PAD_ID,
+    SPECIAL_TOKENS,
+    build_tiny_model,
+    build_tokenizer,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -55,7 +61,7 @@ def test_special_tokens_have_qwen25vl_ids(tiny_dir: Path) -> None:
 
 
 def test_text_round_trips_and_never_hits_filler_ids(corpus: Path) -> None:
-    from gelab.tiny_model import corpus_texts
+    from gelab.train.tiny_model import corpus_texts
 
     tok = build_tokenizer(corpus_texts([corpus]), SMALL.vocab_learned)
     for text in [fmt.click_text("Sports-and_games_7", "page_230", 0, 1000), fmt.complete_text(), fmt.SYSTEM_PROMPT,

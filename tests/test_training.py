@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gelab.params import LaunchParams, ModelParams, RlParams, SftParams, TinyModelParams
-from gelab.training import TrainParams, checkpoints, cpu_ranks_args, run_stage
+from gelab.train.training import TrainParams, checkpoints, cpu_ranks_args, run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def _params(data: Path, base: Path, **sft_overrides: object) -> TrainParams:
 
 @pytest.fixture(scope="module")
 def tiny(data_dir: Path, workdir: Path) -> Path:
-    from gelab.tiny_model import build_tiny_model
+    from gelab.train.tiny_model import build_tiny_model
 
     out = workdir / "tiny"
     build_tiny_model(TinyModelParams(vocab_learned=512), [data_dir / "sft.jsonl"], out)

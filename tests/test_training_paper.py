@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gelab.training import STAGES, TrainParams, launch_env, stage_command
+from gelab.train.training import STAGES, TrainParams, launch_env, stage_command
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "profiles" / "paper.yaml"
@@ -69,7 +69,7 @@ def test_ms_swift_parses_every_paper_command(stage: str) -> None:
         assert ns.top_k == 8 and ns.top_p == 1.0 and ns.beta == 0.04
         assert ns.use_vllm is True and ns.vllm_mode == "colocate"
         assert ns.reward_funcs == p.rewards
-        assert Path(ns.external_plugins[0]).resolve() == (REPO / "src/gelab/swift_plugin.py").resolve()
+        assert Path(ns.external_plugins[0]).resolve() == (REPO / "src/gelab/train/swift_plugin.py").resolve()
     if stage == "mt_rl":
         assert ns.multi_turn_scheduler == "gelab_nav" and ns.max_turns == 12
 
@@ -91,16 +91,15 @@ def test_launch_topology_comes_from_params_unless_the_environment_sets_it() -> N
 
 
 def test_missing_paper_weights_name_what_to_put_where(tmp_path: Path) -> None:
-    from gelab.training import TrainError, check_init
+    from gelab.train.training import TrainError, check_init
 
     with pytest.raises(TrainError, match=r"model.base: .*Qwen2.5-VL-7B-Instruct.*dvc add data"):
         check_init(str(tmp_path / "data" / "Qwen2.5-VL-7B-Instruct"), "model.base")
 
 
 def test_one_node_runs_pick_a_free_port_unless_told() -> None:
-    import socket
-
     import dataclasses
+    import socket
 
     tp = TrainParams.load(DEFAULT)
     with socket.socket() as busy:  # another run holds the configured port

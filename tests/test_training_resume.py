@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gelab.training import fingerprint, folder_digest
+from gelab.train.training import fingerprint, folder_digest
 
 
 def test_fingerprint_covers_command_rows_and_starting_weights(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_other_nodes_never_discard_a_run(tmp_path: Path, monkeypatch) -> None:
 
     import pytest
 
-    from gelab.training import TrainError, TrainParams, run_stage
+    from gelab.train.training import TrainError, TrainParams, run_stage
 
     init = tmp_path / "base"
     init.mkdir()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gelab.envdir import Environment
-from gelab.navigation import Navigator
+from gelab.env.envdir import Environment
+from gelab.env.navigation import Navigator
 
 
 def _graph(env: Environment, rename: dict[str, str] | None = None) -> dict:

@@ -50,11 +50,6 @@ def to_norm_y(y_px: float, height: int) -> int:
     return round(y_px * NORM_MAX / height)
 
 
-def to_norm_point(x_px: float, y_px: float, canvas: tuple[int, int]) -> tuple[int, int]:
-    """Pixel point -> normalized point; ``canvas`` is (width, height) in pixels."""
-    return to_norm_x(x_px, canvas[0]), to_norm_y(y_px, canvas[1])
-
-
 def to_norm_box(box_px: Sequence[float], canvas: tuple[int, int]) -> Box:
     """Pixel box [x1, y1, x2, y2] -> normalized box (``bbox_norm``)."""
     x1, y1, x2, y2 = box_px

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from gelab.errors import InputError
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
@@ -52,9 +54,9 @@ def jsonl_rows(data: bytes, path: str | Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
-            raise ValueError(f"{path}: line {i}: not JSON ({getattr(exc, 'msg', exc)})") from None
+            raise InputError(f"{path}: line {i}: not JSON ({getattr(exc, 'msg', exc)})") from None
         if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {i}: expected a JSON object")
+            raise InputError(f"{path}: line {i}: expected a JSON object")
         rows.append(row)
     return rows
 
@@ -71,9 +73,9 @@ def read_yaml(path: str | Path) -> Any:
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+        raise InputError(f"{path}: not valid YAML ({exc})") from exc
 
 
 @contextmanager

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gelab.evaluation.backends import MODEL_BACKENDS
+from gelab.errors import InputError
 
 T = TypeVar("T")
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """A bad ``params.yaml``: the message names the file and the dotted key."""
 
 
@@ -171,6 +171,9 @@ class RlParams:
     extra_args: list[str] = field(default_factory=list)
 
 
+MODEL_BACKENDS = ("hf", "vllm", "openai")  # model backends of evaluation (gelab.eval.backends)
+
+
 @dataclass(frozen=True)
 class EvalParams:
     """Static and interactive evaluation (SPEC §5). Limits are for the CPU profile; None = the full set."""
@@ -205,7 +208,7 @@ class EvalParams:
                   ("backend", self.backend in MODEL_BACKENDS, f"one of {', '.join(MODEL_BACKENDS)}")]
         for name, ok, expected in limits:
             if not ok:
-                raise ValueError(f"{name}: must be {expected}, got {getattr(self, name)!r}")
+                raise InputError(f"{name}: must be {expected}, got {getattr(self, name)!r}")
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:

@@ -1,0 +1,54 @@
+"""The ``gelab`` command. Each area registers its sub-commands from its own module of this package.
+
+A failure the user can cause (:class:`gelab.errors.GelabError`, a file that cannot be read) ends
+with one line on stderr and exit status 2; ``--debug`` shows the traceback instead. Anything else is
+a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gelab.errors import GelabError
+
+# Modules that define ``register(subparsers)``; one line per area, in pipeline order.
+COMMAND_MODULES = [
+    "gelab.cli.env",
+    "gelab.cli.data",
+    "gelab.cli.train",
+    "gelab.cli.eval",
+    "gelab.cli.report",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gelab", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (GelabError, OSError) as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            message = f"{exc.filename}: {exc.strerror or exc}"
+        else:
+            message = str(exc)
+        print(f"gelab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"gelab {args.command}: interrupted", file=sys.stderr)
+        return 130
+

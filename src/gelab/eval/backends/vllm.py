@@ -1,0 +1,55 @@
+"""``vllm`` backend: offline ``LLM.generate`` with multimodal prompts (GPU extra, imported lazily).
+
+Each request becomes the chat-templated prompt text with Qwen2.5-VL's image placeholder
+(``<|vision_start|><|image_pad|><|vision_end|>``) plus ``multi_modal_data={"image": PIL image}``;
+the processor is limited to ``max_pixels`` (448² = 256 visual tokens, SPEC §1) and one image per
+prompt. Each request has its own ``SamplingParams(seed=...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from gelab.eval.backends import Request, Sampling
+from gelab.eval.backends.hf import DEFAULT_MAX_PIXELS, _image
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, model: str | Path, sampling: Sampling = Sampling(), max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_model_len: int = 4096, gpu_memory_utilization: float = 0.85, **llm_options: Any) -> None:
+        try:
+            from transformers import AutoProcessor
+            from vllm import LLM
+        except ImportError as exc:
+            raise ImportError(f"the vllm backend needs the GPU extra: pip install 'gelab[gpu]' ({exc})") from exc
+        self.sampling = sampling
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.llm = LLM(model=str(model), max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                       limit_mm_per_prompt={"image": 1},
+                       mm_processor_kwargs={"min_pixels": 28 * 28, "max_pixels": max_pixels}, **llm_options)
+
+    def _prompt(self, r: Request) -> dict[str, Any]:
+        text = self.processor.apply_chat_template(
+            [{"role": "system", "content": r.system},
+             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r.user}]}],
+            add_generation_prompt=True, tokenize=False)
+        return {"prompt": text, "multi_modal_data": {"image": _image(r.image)}}
+
+    def _params(self, r: Request) -> Any:
+        from vllm import SamplingParams
+
+        s = self.sampling
+        if s.greedy:
+            return SamplingParams(temperature=0.0, max_tokens=s.max_new_tokens, skip_special_tokens=False)
+        return SamplingParams(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
+                              max_tokens=s.max_new_tokens, seed=r.seed % (2**31), skip_special_tokens=False)
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        if not requests:
+            return []
+        outputs = self.llm.generate([self._prompt(r) for r in requests], [self._params(r) for r in requests],
+                                    use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]

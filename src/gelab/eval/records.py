@@ -1,0 +1,99 @@
+"""Append-only JSONL logs for predictions and trajectories.
+
+Rows are appended as they are produced and flushed after every batch, so a run killed at any point
+leaves every finished row on disk and at most one partially written last line. Opening a log for
+appending reads the rows that are there and cuts such a broken tail off, so a restarted run
+continues without duplicated or missing rows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgspec
+
+from gelab.errors import InputError
+from gelab.io import jsonl_rows
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_line(row: dict[str, Any]) -> bytes:
+    return _encoder.encode(row) + b"\n"
+
+
+def read_log(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """Rows of a log and the byte length of its complete part.
+
+    A last line that is not terminated by a newline (a write cut short) is ignored; any other line
+    that is not a JSON object raises ``ValueError`` naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return [], 0
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1  # bytes after the last newline are an unfinished write
+    return jsonl_rows(data[:end], path), end
+
+
+class AppendLog:
+    """A JSONL file opened for appending after its complete rows (see the module docstring)."""
+
+    def __init__(self, path: str | Path, *, resume: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.rows, end = read_log(self.path)
+        else:
+            self.rows, end = [], 0
+        self._file = open(self.path, "ab" if resume else "wb")
+        if resume and self._file.tell() != end:
+            self._file.truncate(end)  # drop a partially written last line
+            self._file.seek(end)
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append rows and push them to disk (one flush per call)."""
+        self._file.write(b"".join(encode_line(r) for r in rows))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "AppendLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False) -> None:
+    """Tie a log to the run that writes it, through ``PATH.run.json`` beside it.
+
+    A restarted run may continue a log only if it is the same run (same policy, model, data and
+    settings); otherwise this raises ``ValueError`` naming the first differing setting. ``fresh``
+    removes the log and starts over.
+    """
+    import json
+
+    from gelab.io import atomic_write_json
+
+    path = Path(path)
+    meta = path.with_name(path.name + ".run.json")
+    if fresh:
+        path.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+    identity = json.loads(json.dumps(identity))  # as it reads back from JSON
+    if path.exists() and path.stat().st_size > 0:
+        try:
+            old = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise InputError(f"{path}: exists but {meta.name} is missing or broken; cannot tell which run wrote "
+                             f"it (pass --fresh to start over)") from None
+        for key in sorted(set(old) | set(identity)):
+            if old.get(key) != identity.get(key):
+                raise InputError(f"{path}: written by another run ({key}: {old.get(key)!r} there, "
+                                 f"{identity.get(key)!r} now); pass --fresh to start over")
+    atomic_write_json(meta, identity)

@@ -1,0 +1,309 @@
+"""Static (teacher-forced) benchmark: read prediction files and score them as SPEC §5.
+
+A step is right iff:
+
+- ``complete`` step: the prediction parses as ``complete``;
+- click step (navigation, captioning, grounding): the prediction parses as a click whose point lies
+  inside the ground-truth ``bbox_norm`` (inclusive) **and** whose explanation names the
+  ground-truth icon exactly.
+
+Anything else — unparseable, empty, non-text, out of the screen, a name with spaces — is wrong.
+
+Buckets: **Edge** = the first step of every task (``step == 0``), **Path** = the other click steps,
+**Overall** = every navigation step; per path length, step accuracy and task success (all L+1 steps
+right). Captioning and grounding rows, when present, are scored on their own. All numbers are
+percentages 0–100.
+
+Two file layouts are read (JSONL, or one JSON array):
+
+- the project's: rows with ``id``, ``subtree``, ``start``, ``target``, ``path_length``, ``step``,
+  ``action``, ``gt_name``, ``bbox_norm`` and ``prediction`` (the static data rows plus ``prediction``);
+- the released evaluation layout: rows with ``messages`` [user, ground-truth assistant],
+  ``bbox_norm``, ``path``, ``task`` and ``prediction``; the step and the ground truth are read back
+  from the messages with :mod:`gelab.format`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import msgspec
+
+from gelab import format as fmt
+from gelab.errors import InputError
+
+NAVIGATION = "navigation"
+ICON_KINDS = ("captioning", "grounding")
+
+
+class PredictionFileError(InputError):
+    """A prediction file that cannot be scored; the message names the file and the row."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One scored step: the ground truth of a sample and the model's raw output."""
+
+    where: str  # "FILE: line N" for error messages
+    id: str
+    kind: str  # navigation | captioning | grounding
+    subtree: str | None  # None when the layout does not say (released layout)
+    start: str | None
+    target: str | None
+    path_length: int | None
+    step: int | None
+    action: str  # click | complete
+    gt_name: str | None
+    bbox_norm: tuple[int, int, int, int] | None
+    prediction: object  # whatever the file holds; only text can be right
+
+    @property
+    def task_key(self) -> tuple[str | None, str | None, str | None]:
+        return self.subtree, self.start, self.target
+
+
+def step_id(start: str, target: str, step: int, subtree: str | None = None) -> str:
+    """The project's row id ``SUBTREE:START->TARGET#STEP`` (without the subtree when unknown)."""
+    core = f"{start}->{target}#{step}"
+    return f"{subtree}:{core}" if subtree else core
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_rows(path: str | Path) -> list[tuple[int, Any]]:
+    """(line or index, row) pairs of a JSONL file or a JSON array file; bad JSON names the line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PredictionFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.lstrip()[:1] == b"[":
+        try:
+            rows = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            raise PredictionFileError(f"{path}: not a JSON array ({exc})") from None
+        return list(enumerate(rows, start=1))
+    numbered = [(i, line) for i, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
+    try:  # one decode of all lines at once is much faster than line by line
+        rows = msgspec.json.decode(b"[" + b",".join(line for _, line in numbered) + b"]")
+        if len(rows) == len(numbered):
+            return [(i, row) for (i, _), row in zip(numbered, rows)]
+    except msgspec.DecodeError:
+        pass  # find and name the bad line below
+    decode = msgspec.json.Decoder().decode
+    out = []
+    for i, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            try:
+                out.append((i, decode(line)))
+            except msgspec.DecodeError as exc:
+                raise PredictionFileError(f"{path}: line {i}: not JSON ({exc})") from None
+    return out
+
+
+def _box(value: Any, where: str) -> tuple[int, int, int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise PredictionFileError(f"{where}: bbox_norm must be four numbers, got {value!r}")
+    return tuple(value)  # type: ignore[return-value]
+
+
+def _project_record(row: dict[str, Any], where: str) -> StepRecord:
+    try:
+        kind = row.get("kind", NAVIGATION)
+        action = row["action"]
+        if action not in (fmt.CLICK, fmt.COMPLETE):
+            raise PredictionFileError(f"{where}: action must be 'click' or 'complete', got {action!r}")
+        box = _box(row["bbox_norm"], where) if action == fmt.CLICK else None
+        if kind == NAVIGATION:
+            step, length = row["step"], row["path_length"]
+            if not isinstance(step, int) or not isinstance(length, int) or not 0 <= step <= length:
+                raise PredictionFileError(f"{where}: bad step {step!r} of path_length {length!r}")
+            return StepRecord(where, str(row["id"]), kind, row["subtree"], row["start"], row["target"], length,
+                              step, action, row["gt_name"], box, row["prediction"])
+        if kind in ICON_KINDS:
+            return StepRecord(where, str(row["id"]), kind, row.get("subtree"), None, None, None, None, action,
+                              row["gt_name"], box, row["prediction"])
+        raise PredictionFileError(f"{where}: unknown kind {kind!r}")
+    except KeyError as exc:
+        raise PredictionFileError(f"{where}: missing field {exc.args[0]!r}") from None
+
+
+def _release_record(row: dict[str, Any], where: str) -> StepRecord:
+    try:
+        messages = row["messages"]
+        user = next(m["content"] for m in messages if m.get("role") == "user")
+        truth = next(m["content"] for m in messages if m.get("role") == "assistant")
+        length, prediction = row["path"], row["prediction"]
+    except (KeyError, StopIteration, TypeError, AttributeError):
+        raise PredictionFileError(f"{where}: released layout needs messages [user, assistant], path and "
+                                  f"prediction") from None
+    parsed = fmt.instruction_step(user) if isinstance(user, str) else None
+    if parsed is None:
+        raise PredictionFileError(f"{where}: user message is not a navigation instruction: {str(user)[:80]!r}")
+    start, target, step = parsed
+    if not isinstance(length, int) or not 0 <= step <= length:
+        raise PredictionFileError(f"{where}: step {step} does not fit path {length!r}")
+    gt = fmt.parse_action(truth)
+    if isinstance(gt, fmt.Complete):
+        action, name, box = fmt.COMPLETE, None, None
+    elif isinstance(gt, fmt.Click) and gt.name is not None:
+        action, name, box = fmt.CLICK, gt.name, _box(row.get("bbox_norm"), where)
+    else:
+        raise PredictionFileError(f"{where}: ground-truth assistant message is not an answer: {str(truth)[:80]!r}")
+    return StepRecord(where, step_id(start, target, step), NAVIGATION, None, start, target, length, step, action,
+                      name, box, prediction)
+
+
+def load_predictions(path: str | Path) -> list[StepRecord]:
+    """Every row of a prediction file as a :class:`StepRecord`, in file order (either layout)."""
+    records = []
+    for line, row in read_rows(path):
+        where = f"{path}: line {line}"
+        if not isinstance(row, dict):
+            raise PredictionFileError(f"{where}: expected a JSON object")
+        if "id" in row and "action" in row:
+            records.append(_project_record(row, where))
+        elif "messages" in row:
+            records.append(_release_record(row, where))
+        else:
+            raise PredictionFileError(f"{where}: neither the project layout (id, action, ...) nor the released "
+                                      f"layout (messages, path, ...)")
+    return records
+
+
+# --- consistency ------------------------------------------------------------------------------
+
+
+def check_records(records: Sequence[StepRecord]) -> None:
+    """No duplicated ids, one subtree per file, and every task has exactly its steps 0..L."""
+    seen: dict[str, StepRecord] = {}
+    first_subtree = next((r for r in records if r.subtree is not None and r.kind == NAVIGATION), None)
+    steps: dict[tuple[str | None, str | None, str | None], dict[int, StepRecord]] = {}
+    for r in records:
+        first = seen.get(r.id)
+        if first is not None:
+            raise PredictionFileError(f"{r.where}: duplicate row {r.id!r} (first at {first.where.rsplit(': ', 1)[-1]})")
+        seen[r.id] = r
+        if first_subtree is not None and r.subtree is not None and r.subtree != first_subtree.subtree \
+                and r.kind == NAVIGATION:
+            raise PredictionFileError(f"{r.where}: row {r.id!r} is from subtree {r.subtree}, the file is subtree "
+                                      f"{first_subtree.subtree} (from {first_subtree.where.rsplit(': ', 1)[-1]})")
+        if r.kind == NAVIGATION:
+            steps.setdefault(r.task_key, {})[r.step] = r  # type: ignore[index]
+    for task, by_step in steps.items():
+        any_row = next(iter(by_step.values()))
+        lengths = {s.path_length for s in by_step.values()}
+        if len(lengths) != 1:
+            raise PredictionFileError(f"{any_row.where}: task {any_row.start}->{any_row.target} has rows with "
+                                      f"different path lengths {sorted(lengths)}")
+        for k in range(any_row.path_length + 1):  # type: ignore[operator]
+            if k not in by_step:
+                raise PredictionFileError(
+                    f"{any_row.where}: missing row {step_id(any_row.start, any_row.target, k, task[0])!r} "  # type: ignore[arg-type]
+                    f"(task {any_row.start}->{any_row.target} has {any_row.path_length + 1} steps)")  # type: ignore[operator]
+
+
+def check_against_samples(records: Sequence[StepRecord], samples: Iterable[dict[str, Any]],
+                          samples_name: str = "samples") -> None:
+    """Predictions must cover the samples exactly: no missing, extra or duplicated row, same subtree."""
+    expected: dict[str, dict[str, Any]] = {}
+    for row in samples:
+        if row.get("kind", NAVIGATION) == NAVIGATION:
+            expected[step_id(row["start"], row["target"], row["step"])] = row
+        else:
+            expected[str(row["id"])] = row
+    found: set[str] = set()
+    for r in records:
+        key = step_id(r.start, r.target, r.step) if r.kind == NAVIGATION else r.id  # type: ignore[arg-type]
+        sample = expected.get(key)
+        if sample is None:
+            raise PredictionFileError(f"{r.where}: row {r.id!r} matches no row of {samples_name}")
+        if key in found:
+            raise PredictionFileError(f"{r.where}: duplicate row {r.id!r}")
+        found.add(key)
+        if r.subtree is not None and sample.get("subtree") is not None and r.subtree != sample["subtree"]:
+            raise PredictionFileError(f"{r.where}: row {r.id!r} is from subtree {r.subtree}, "
+                                      f"{samples_name} is subtree {sample['subtree']}")
+        if r.action != sample["action"] or r.gt_name != sample["gt_name"]:
+            raise PredictionFileError(f"{r.where}: row {r.id!r}: ground truth {r.action} {r.gt_name} differs from "
+                                      f"{samples_name} ({sample['action']} {sample['gt_name']})")
+    missing = [k for k in expected if k not in found]
+    if missing:
+        sample = expected[missing[0]]
+        raise PredictionFileError(f"{samples_name}: row {sample.get('id', missing[0])!r} has no prediction "
+                                  f"({len(missing)} rows missing)")
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def step_correct(record: StepRecord, action: fmt.Action | None = None) -> bool:
+    """SPEC §5 step correctness (see the module docstring); ``action`` = the parsed prediction. Never raises."""
+    if action is None:
+        action = fmt.parse_action(record.prediction)
+    if record.action == fmt.COMPLETE:
+        return isinstance(action, fmt.Complete)
+    return (isinstance(action, fmt.Click) and action.name == record.gt_name
+            and record.bbox_norm is not None and fmt.in_box(action.x, action.y, record.bbox_norm))
+
+
+def percent(right: int, total: int) -> float | None:
+    """100 · right / total, or None for an empty bucket."""
+    return 100.0 * right / total if total else None
+
+
+def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
+    """The metrics JSON of the static benchmark (keys described in the module docstring)."""
+    actions = [fmt.parse_action(r.prediction) for r in records]
+    correct = [step_correct(r, a) for r, a in zip(records, actions)]
+    nav = [(r, ok) for r, ok in zip(records, correct) if r.kind == NAVIGATION]
+    edge = [ok for r, ok in nav if r.step == 0]
+    path = [ok for r, ok in nav if r.step != 0 and r.action == fmt.CLICK]
+    tasks: dict[tuple[str | None, str | None, str | None], tuple[int, bool]] = {}
+    for r, ok in nav:
+        length, all_ok = tasks.get(r.task_key, (r.path_length, True))
+        tasks[r.task_key] = (length, all_ok and ok)  # type: ignore[assignment]
+    per_path: dict[str, dict[str, Any]] = {}
+    for length in sorted({r.path_length for r, _ in nav}):  # type: ignore[type-var]
+        steps = [ok for r, ok in nav if r.path_length == length]
+        done = [ok for n, ok in tasks.values() if n == length]
+        per_path[str(length)] = {"tasks": len(done), "steps": len(steps),
+                                 "step_accuracy": percent(sum(steps), len(steps)),
+                                 "task_success": percent(sum(done), len(done))}
+    out: dict[str, Any] = {
+        "edge": percent(sum(edge), len(edge)),
+        "path": percent(sum(path), len(path)),
+        "overall": percent(sum(ok for _, ok in nav), len(nav)),
+        "task_success": percent(sum(ok for _, ok in tasks.values()), len(tasks)),
+        "steps": len(nav),
+        "tasks": len(tasks),
+        "unparseable": sum(isinstance(a, fmt.Invalid) for r, a in zip(records, actions) if r.kind == NAVIGATION),
+        "per_path": per_path,
+    }
+    for kind in ICON_KINDS:
+        rows = [ok for r, ok in zip(records, correct) if r.kind == kind]
+        if rows:
+            out[kind] = percent(sum(rows), len(rows))
+            out[f"{kind}_samples"] = len(rows)
+    return out
+
+
+def score_file(predictions: str | Path, samples: str | Path | Sequence[dict[str, Any]] | None = None,
+               samples_name: str = "samples") -> dict[str, Any]:
+    """Load, check and score one prediction file (optionally against the samples it answers:
+    a static file, or its rows)."""
+    from gelab.io import read_jsonl
+
+    records = load_predictions(predictions)
+    if not records:
+        raise PredictionFileError(f"{predictions}: no rows")
+    if isinstance(samples, (str, Path)):
+        samples_name, samples = str(samples), read_jsonl(samples)
+    if samples is not None:
+        check_against_samples(records, samples, samples_name)
+    check_records(records)
+    return static_metrics(records)

@@ -1,0 +1,171 @@
+"""The paper's Tables 1, 2, 3 and 11 as Markdown, each number shown as ours / paper / Δ.
+
+"missing" means the stage that writes ours has not run (no metrics file); "—" means there is no
+number to show (the paper does not report it, or one side of a Δ is absent). Δ = ours − paper in
+percentage points. Models: the paper's (targets file order) and then any extra model that has run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from gelab.report.collect import TRAIN_STAGES, RunMetrics
+from gelab.report.schema import lookup
+from gelab.report.targets import Targets
+
+MISSING = "missing"
+NONE = "—"
+DISPLAY = {"sft": "SFT", "st_rl": "ST-RL", "mt_rl": "MT-RL", "gpt-4o": "GPT-4o"}
+VARIANTS = (("static_ood_image", "Env-Image"), ("static_ood_name", "Env-Name"),
+            ("static_ood_position", "Env-Position"), ("static_ood_noise", "Env-Noise"))
+
+
+def display(model: str) -> str:
+    return DISPLAY.get(model, model)
+
+
+def fmt(value: float | None, present: bool = True) -> str:
+    if value is None:
+        return NONE if present else MISSING
+    return f"{value:.2f}"
+
+
+def triple(ours_file: dict[str, Any] | None, paper_file: dict[str, Any] | None, *keys: str) -> list[str]:
+    """[ours, paper, Δ] cells for one number."""
+    ours = lookup(ours_file, *keys)
+    paper = lookup(paper_file, *keys)
+    delta = NONE if ours is None or paper is None else f"{ours - paper:+.2f}"
+    return [fmt(ours, ours_file is not None), fmt(paper), delta]
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], text_columns: int) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def models_for(kinds: Sequence[str], run: RunMetrics, targets: Targets) -> list[str]:
+    """Models with a paper number or a metrics file for any of ``kinds``: paper order, then extras."""
+    order = list(targets) + sorted(m for m in run.models if m not in targets)
+    return [m for m in order
+            if any(k in targets.get(m, {}) or run.get(m, k) is not None for k in kinds)]
+
+
+def _paper(targets: Targets, model: str, kind: str) -> dict[str, Any] | None:
+    return targets.get(model, {}).get(kind)
+
+
+def _lengths(*files: dict[str, Any] | None, mode: str | None = None) -> list[str]:
+    keys: set[str] = set()
+    for f in files:
+        node = (f or {}).get(mode, {}) if mode else f
+        keys |= set((node or {}).get("per_path", {}))
+    return sorted(keys, key=int)
+
+
+def table1(run: RunMetrics, targets: Targets) -> str:
+    kinds = ("static_id", "static_ood")
+    rows = []
+    for model in models_for(kinds, run, targets):
+        for key, label in (("edge", "Edge"), ("path", "Path"), ("overall", "Overall")):
+            row = [display(model), label]
+            for kind in kinds:
+                row += triple(run.get(model, kind), _paper(targets, model, kind), key)
+            rows.append(row)
+    header = ["Model", "Metric", "ID ours", "ID paper", "ID Δ", "OOD ours", "OOD paper", "OOD Δ"]
+    return ("## Table 1 — Static step accuracy (%), ID and OOD\n\n"
+            "Edge = first step of every task, Path = the other click steps, Overall = all steps "
+            "(teacher-forced).\n\n" + markdown_table(header, rows, 2))
+
+
+def table2(run: RunMetrics, targets: Targets) -> str:
+    rows, notes = [], []
+    for model in models_for(("interactive",), run, targets):
+        ours, paper = run.get(model, "interactive"), _paper(targets, model, "interactive")
+        if ours is not None and paper is not None and ours.get("k") != paper.get("k"):
+            notes.append(f"{display(model)}: ours uses k = {ours.get('k')}, the paper k = {paper.get('k')}.")
+        for length in _lengths(ours, paper, mode="strict"):
+            rows.append([display(model), f"Path@{length}"]
+                        + triple(ours, paper, "strict", "per_path", length, "pass@1")
+                        + triple(ours, paper, "strict", "per_path", length, "pass@k"))
+        rows.append([display(model), "**all**"]
+                    + triple(ours, paper, "strict", "pass@1") + triple(ours, paper, "strict", "pass@k"))
+    header = ["Model", "Length", "Pass@1 ours", "Pass@1 paper", "Pass@1 Δ", "Pass@5 ours", "Pass@5 paper", "Pass@5 Δ"]
+    text = ("## Table 2 — Interactive success (%) by shortest-path length, test subtree\n\n"
+            "Strict scoring (success = `complete` said on the target page). Pass@1 = mean success over "
+            "k sampled attempts per task; Pass@5 = at least one of k = 5 attempts succeeds.\n\n"
+            + markdown_table(header, rows, 2))
+    lenient = [[display(m), fmt(lookup(run.get(m, "interactive"), "lenient", "pass@1")),
+                fmt(lookup(run.get(m, "interactive"), "lenient", "pass@k"))]
+               for m in models_for(("interactive",), run, targets) if run.get(m, "interactive") is not None]
+    if lenient:
+        text += ("\nLenient scoring (ours only; the paper reports strict): \n\n"
+                 + markdown_table(["Model", "Pass@1", "Pass@k"], lenient, 1))
+    if notes:
+        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return text
+
+
+def table3(run: RunMetrics, targets: Targets) -> str:
+    rows = []
+    for kind, label in VARIANTS:
+        for model in models_for((kind,), run, targets):
+            ours, paper = run.get(model, kind), _paper(targets, model, kind)
+            rows.append([label, display(model)] + triple(ours, paper, "overall")
+                        + triple(ours, paper, "path") + triple(ours, paper, "edge"))
+    header = ["Environment", "Model", "Overall ours", "Overall paper", "Overall Δ",
+              "Path ours", "Path paper", "Path Δ", "Edge ours", "Edge paper", "Edge Δ"]
+    return ("## Table 3 — Static step accuracy (%) on the OOD variants (test subtree)\n\n"
+            + markdown_table(header, rows, 2))
+
+
+def table11(run: RunMetrics, targets: Targets) -> str:
+    models = [m for m in models_for(("static_ood",), run, targets)
+              if run.get(m, "static_ood") is not None
+              or lookup(_paper(targets, m, "static_ood"), "task_success") is not None]
+    files = {m: (run.get(m, "static_ood"), _paper(targets, m, "static_ood")) for m in models}
+    lengths = _lengths(*(f for pair in files.values() for f in pair))
+    header = ["Length"] + [f"{display(m)} {col}" for m in models for col in ("ours", "paper", "Δ")]
+    rows = []
+    for length in lengths:
+        rows.append([f"Path@{length}"] + [c for m in models
+                                          for c in triple(*files[m], "per_path", length, "task_success")])
+    rows.append(["**Overall**"] + [c for m in models for c in triple(*files[m], "task_success")])
+    return ("## Table 11 — Static task success (%) by path length, OOD (test subtree)\n\n"
+            "A task succeeds when all of its L + 1 teacher-forced steps are right. The paper's Table 11 "
+            "is the OOD split: see `paper/targets.yaml`.\n\n" + markdown_table(header, rows, 1))
+
+
+def training_section(run: RunMetrics, curves_png: str | None) -> str:
+    text = "## Training\n\n"
+    for stage in TRAIN_STAGES:
+        summary = run.training.get(stage)
+        text += f"### {display(stage)}\n\n"
+        if summary is None:
+            text += f"{MISSING} (no `metrics/train/{stage}.json`: the stage has not run)\n\n"
+            continue
+        rows = [[key, NONE if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)]
+                for key, v in summary.items()]
+        text += markdown_table(["Key", "Value"], rows, 1) + "\n"
+    if curves_png:
+        text += f"![Training curves]({curves_png})\n"
+    return text
+
+
+def report_markdown(run: RunMetrics, targets: Targets, *, targets_path: str, metrics_dir: str,
+                    pass_png: str | None, curves_png: str | None) -> str:
+    found = [f"`{metrics_dir}/{m}/{k}.json`" for m, kinds in run.models.items() for k in kinds]
+    text = ("# GE-Lab reproduction against the paper\n\n"
+            f"Generated by `gelab report build` from `{metrics_dir}/` and `{targets_path}`; do not edit.\n"
+            "Δ = ours − paper in percentage points. **missing** = the stage that writes this number has "
+            "not run; **—** = no number (not reported by the paper, or a Δ with one side absent).\n\n"
+            f"Metrics files read: {', '.join(found) if found else 'none'}.\n")
+    if run.ignored:
+        text += f"Ignored (no known kind): {', '.join(f'`{p}`' for p in run.ignored)}.\n"
+    text += "\n" + table1(run, targets) + "\n" + table2(run, targets)
+    if pass_png:
+        text += f"\n![Pass@1 and Pass@5 by path length]({pass_png})\n"
+    text += "\n" + table3(run, targets) + "\n" + table11(run, targets) + "\n" + training_section(run, curves_png)
+    return text

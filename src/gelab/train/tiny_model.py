@@ -1,0 +1,168 @@
+"""The embedded default model: a tiny random-init Qwen2.5-VL built from a seed, with no download.
+
+What gets written to the output folder (loadable by transformers and by ms-swift with
+``--model_type qwen2_5_vl --template qwen2_5_vl``):
+
+- ``model.safetensors`` + ``config.json``: ``Qwen2_5_VLForConditionalGeneration`` with random weights
+  drawn from ``torch.manual_seed(seed)``.
+- ``tokenizer.json`` + ``tokenizer_config.json``: a byte-level BPE trained on the project's own corpus
+  (the dataset texts), with Qwen2.5-VL's pre-tokenizer and **Qwen2.5-VL's canonical special-token
+  ids** (``<|endoftext|>`` = 151643 ... ``<|image_pad|>`` = 151655 ... ``<|file_sep|>`` = 151664).
+  ms-swift's ``qwen2_5_vl`` template expands images by the fixed id 151655, not by the tokenizer's
+  id, so any other layout silently drops the image. The ids between the learned tokens and 151643
+  are filler entries that no merge produces (unreachable from text).
+- ``preprocessor_config.json`` etc.: a ``Qwen2_5_VLProcessor`` (patch 14, merge 2, so a 448 × 448 page
+  becomes 256 visual tokens) and a Qwen-style chat template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from gelab.errors import InputError
+from gelab.io import atomic_directory, atomic_write_json, read_jsonl
+from gelab.params import TinyModelParams
+
+# Qwen2.5-VL's added tokens, in id order from FIRST_SPECIAL_ID (as in the released tokenizer).
+FIRST_SPECIAL_ID = 151643
+SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
+    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+)
+NOT_SPECIAL = {"<tool_call>", "</tool_call>"}  # plain added tokens in the released tokenizer
+IMAGE_PAD_ID = FIRST_SPECIAL_ID + SPECIAL_TOKENS.index("<|image_pad|>")  # 151655, fixed in ms-swift
+VOCAB_SIZE = 151936  # embedding rows, as Qwen2.5-VL-3B (>= last special id + 1, multiple of 128)
+FILLER = "<|gelab_unused_{}|>"  # unreachable vocabulary entries between learned and special ids
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def corpus_texts(files: Iterable[str | Path]) -> Iterator[str]:
+    """Every message text of the given ms-swift JSONL files, in file order (image tags removed)."""
+    for path in files:
+        for row in read_jsonl(path):
+            for message in row.get("messages", []):
+                yield str(message["content"]).replace("<image>", "")
+
+
+def build_tokenizer(texts: Iterable[str], learned: int):
+    """A Qwen2-style byte-level BPE with ``learned`` trained entries and the canonical special ids."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+    if learned > FIRST_SPECIAL_ID:
+        raise InputError(f"model.vocab_learned={learned} overlaps the special ids from {FIRST_SPECIAL_ID}")
+    probe = Qwen2Tokenizer()  # borrow Qwen2's normalizer and pre-tokenizer exactly
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = probe.backend_tokenizer.normalizer
+    bpe.pre_tokenizer = probe.backend_tokenizer.pre_tokenizer
+    trainer = trainers.BpeTrainer(vocab_size=learned, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=[], show_progress=False)
+    bpe.train_from_iterator(texts, trainer=trainer)
+    state = json.loads(bpe.to_str())["model"]
+    learned_vocab: dict[str, int] = state["vocab"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
+    vocab = dict(learned_vocab)
+    for i in range(len(learned_vocab), FIRST_SPECIAL_ID):
+        vocab[FILLER.format(i)] = i
+    for offset, token in enumerate(SPECIAL_TOKENS):
+        vocab[token] = FIRST_SPECIAL_ID + offset
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>",
+                         pad_token="<|endoftext|>", model_max_length=32768)
+    from tokenizers import AddedToken
+
+    tok.add_tokens([AddedToken(t, special=t not in NOT_SPECIAL, normalized=False) for t in SPECIAL_TOKENS])
+    tok.add_special_tokens({"additional_special_tokens": [t for t in SPECIAL_TOKENS if t not in NOT_SPECIAL
+                                                          and t not in ("<|endoftext|>", "<|im_end|>")]},
+                           replace_extra_special_tokens=True)
+    for offset, token in enumerate(SPECIAL_TOKENS):
+        got = tok.convert_tokens_to_ids(token)
+        if got != FIRST_SPECIAL_ID + offset:
+            raise RuntimeError(f"tokenizer gave {token} id {got}, expected {FIRST_SPECIAL_ID + offset}")
+    return tok
+
+
+def tiny_config(p: TinyModelParams):
+    """The ``Qwen2_5_VLConfig`` of the tiny model (canonical token ids, small widths)."""
+    from transformers import Qwen2_5_VLConfig
+
+    text = dict(vocab_size=VOCAB_SIZE, hidden_size=p.text_hidden, intermediate_size=p.text_intermediate,
+                num_hidden_layers=p.text_layers, num_attention_heads=p.text_heads,
+                num_key_value_heads=p.text_kv_heads, max_position_embeddings=32768, rms_norm_eps=1e-6,
+                initializer_range=p.init_std,
+                bos_token_id=FIRST_SPECIAL_ID, eos_token_id=SPECIAL_TOKENS.index("<|im_end|>") + FIRST_SPECIAL_ID,
+                pad_token_id=FIRST_SPECIAL_ID,
+                # mrope halves (temporal, height, width) must sum to head_dim / 2
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
+                                 "mrope_section": _mrope_section(p.text_hidden // p.text_heads)})
+    vision = dict(depth=p.vision_depth, hidden_size=p.vision_hidden, intermediate_size=p.vision_intermediate,
+                  num_heads=p.vision_heads, out_hidden_size=p.text_hidden, patch_size=14, spatial_merge_size=2,
+                  temporal_patch_size=2, window_size=112, fullatt_block_indexes=[p.vision_depth - 1])
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
+                            image_token_id=IMAGE_PAD_ID, video_token_id=IMAGE_PAD_ID + 1,
+                            vision_start_token_id=FIRST_SPECIAL_ID + 9, vision_end_token_id=FIRST_SPECIAL_ID + 10)
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def build_processor(tokenizer, max_pixels: int):
+    """``Qwen2_5_VLProcessor``: patch 14, merge 2; images above ``max_pixels`` are downscaled."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import (
+        Qwen2VLVideoProcessor,
+    )
+
+    size = {"shortest_edge": 56 * 56, "longest_edge": max_pixels}
+    image = Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    video = Qwen2VLVideoProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    return Qwen2_5_VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=video,
+                               chat_template=CHAT_TEMPLATE)
+
+
+def build_tiny_model(p: TinyModelParams, corpus_files: list[str | Path], out: str | Path) -> dict[str, object]:
+    """Write the tiny model folder ``out`` atomically; returns a summary (parameter counts, hashes)."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = build_tokenizer(corpus_texts(corpus_files), p.vocab_learned)
+    processor = build_processor(tokenizer, p.max_pixels)
+    torch.manual_seed(p.seed)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_config(p)).to(torch.float32)
+    model.generation_config.do_sample = False
+    model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), FIRST_SPECIAL_ID]
+    model.generation_config.pad_token_id = FIRST_SPECIAL_ID
+    summary = {
+        "parameters": sum(t.numel() for t in model.parameters()),
+        "vision_parameters": sum(t.numel() for t in model.model.visual.parameters()),
+        "learned_tokens": p.vocab_learned,
+        "image_pad_id": tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+    }
+    with atomic_directory(out) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        summary["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
+        summary["weights_sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        atomic_write_json(tmp / "gelab_model.json", {"params": p.__dict__, **summary})
+    return summary

@@ -1,0 +1,440 @@
+"""Training stages through stock ms-swift: command lines from params, launch, resume, consolidate, metrics.
+
+Every stage (``sft``, ``st_rl``, ``mt_rl``) writes one folder ``OUT`` (a DVC output)::
+
+    OUT/command.sh        the exact ms-swift command line and its environment (re-runnable)
+    OUT/params.json       the resolved params of the run
+    OUT/train.jsonl       the training rows actually used (a seeded subset when max_samples > 0)
+    OUT/run/              ms-swift's output_dir: checkpoint-N/ with ZeRO-3 shards (global_stepN/)
+                          and consolidated weights, logging.jsonl
+    OUT/final/            consolidated weights of the last checkpoint: model.safetensors, config,
+                          tokenizer, processor -- what the next stage and the evaluation load
+
+Resume: if ``OUT/run`` holds checkpoints written by the same command line (fingerprint), the run
+continues from the last one (``--resume_from_checkpoint``); otherwise it starts fresh.
+
+Launch: always through ms-swift's torchrun path (``NPROC_PER_NODE``/``NNODES``/``NODE_RANK``/
+``MASTER_ADDR``/``MASTER_PORT`` from ``launch`` params, overridden by the environment), so one CPU
+process and 2 nodes × 8 GPUs run the same code. Hub look-ups are switched off (offline flags); the
+model and data are local paths. W&B / TensorBoard only when ``launch.report_to`` asks (the W&B key
+comes from ``WANDB_API_KEY`` in the environment, never from a file).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gelab.errors import GelabError, InputError
+from gelab.io import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    jsonl_bytes,
+    read_jsonl,
+)
+from gelab.params import (
+    LaunchParams,
+    ModelParams,
+    RlParams,
+    SftParams,
+    load_section,
+)
+
+STAGES = ("sft", "st_rl", "mt_rl")
+LAUNCH_ENV = ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE")
+OFFLINE_ENV = {  # never wait on model hubs: everything is a local path
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "USE_HF": "1",
+    "MODELSCOPE_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DISABLE_TELEMETRY": "1",
+}
+FINAL_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+               "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
+               "video_preprocessor_config.json", "chat_template.jinja", "chat_template.json",
+               "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json")
+PLUGIN = Path(__file__).with_name("swift_plugin.py")
+CPU_RANKS_PLUGIN = Path(__file__).with_name("swift_cpu_ranks.py")
+
+
+class TrainError(GelabError):
+    """A training stage cannot run or failed; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """The training sections of a params file."""
+
+    model: ModelParams
+    launch: LaunchParams
+    sft: SftParams
+    st_rl: RlParams
+    mt_rl: RlParams
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainParams":
+        return cls(model=load_section(path, "model", ModelParams), launch=load_section(path, "launch", LaunchParams),
+                   sft=load_section(path, "sft", SftParams), st_rl=load_section(path, "st_rl", RlParams),
+                   mt_rl=load_section(path, "mt_rl", RlParams))
+
+    def stage(self, name: str) -> SftParams | RlParams:
+        if name not in STAGES:
+            raise InputError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+        return getattr(self, name)
+
+
+# --- command lines ------------------------------------------------------------------------------
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _common_args(launch: LaunchParams, model: ModelParams, p: SftParams | RlParams, init: str, dataset: str,
+                 run_dir: str) -> list[str]:
+    gpu = launch.device == "cuda"
+    args = [
+        "--model", init, "--model_type", model.model_type, "--template", model.template,
+        "--tuner_type", "full", "--torch_dtype", launch.torch_dtype, "--attn_impl", launch.attn_impl,
+        "--deepspeed", launch.deepspeed, "--freeze_vit", _flag(p.freeze_vit if isinstance(p, SftParams) else True),
+        "--dataset", dataset, "--split_dataset_ratio", "0", "--dataset_num_proc", "1",
+        "--max_length", str(p.max_length), "--output_dir", run_dir, "--add_version", "false",
+        "--learning_rate", repr(p.learning_rate), "--per_device_train_batch_size", str(p.per_device_batch),
+        "--gradient_accumulation_steps", str(p.grad_accum), "--num_train_epochs", repr(p.epochs),
+        "--max_steps", str(p.max_steps), "--save_steps", str(p.save_steps),
+        "--save_total_limit", str(p.save_total_limit), "--logging_steps", str(p.logging_steps),
+        "--seed", str(p.seed), "--data_seed", str(p.seed), "--report_to", launch.report_to,
+        "--dataloader_num_workers", str(launch.dataloader_num_workers),
+        "--check_model", "false",  # no hub look-up for "is the local model the latest"
+    ]
+    if gpu:
+        args += ["--bf16", _flag(launch.torch_dtype == "bfloat16"), "--fp16", "false"]
+    else:
+        args += ["--bf16", "false", "--fp16", "false"]
+    return args
+
+
+def cpu_ranks_args(launch: LaunchParams, world_size: int) -> tuple[list[str], list[str]]:
+    """(flags, plugins) for ZeRO-3 over several CPU processes; nothing for GPUs or one process.
+
+    transformers needs ``--use_cpu true`` to count CPU ranks (otherwise it sees one), gloo is the CPU
+    collective backend, and :mod:`gelab.train.swift_cpu_ranks` makes DeepSpeed see the same group.
+    """
+    if launch.device != "cpu" or world_size <= 1:
+        return [], []
+    return ["--use_cpu", "true", "--ddp_backend", "gloo"], [os.path.relpath(CPU_RANKS_PLUGIN)]
+
+
+def sft_command(tp: TrainParams, init: str, dataset: str, run_dir: str, world_size: int = 1) -> list[str]:
+    """``swift sft`` for the SFT stage (paper Table 7)."""
+    p = tp.sft
+    flags, plugins = cpu_ranks_args(tp.launch, world_size)
+    args = ["swift", "sft", *_common_args(tp.launch, tp.model, p, init, dataset, run_dir),
+            "--lr_scheduler_type", p.lr_scheduler_type, "--warmup_ratio", repr(p.warmup_ratio),
+            "--packing", _flag(p.packing), *flags]
+    if plugins:
+        args += ["--external_plugins", *plugins]
+    if p.packing:
+        args += ["--padding_free", "true"]
+    return args + list(p.extra_args)
+
+
+def rl_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str,
+               plugin: str | None = None, world_size: int = 1) -> list[str]:
+    """``swift rlhf --rlhf_type grpo`` for ST-RL (four rewards) or MT-RL (episode reward + scheduler)."""
+    p = tp.stage(stage)
+    assert isinstance(p, RlParams)
+    plugin = plugin or os.path.relpath(PLUGIN)
+    flags, plugins = cpu_ranks_args(tp.launch, world_size)
+    args = ["swift", "rlhf", "--rlhf_type", "grpo", *_common_args(tp.launch, tp.model, p, init, dataset, run_dir),
+            *flags, "--external_plugins", plugin, *plugins, "--reward_funcs", *p.rewards,
+            "--num_generations", str(p.num_generations), "--temperature", repr(p.temperature),
+            "--top_p", repr(p.top_p), "--top_k", str(p.top_k), "--beta", repr(p.beta),
+            "--max_completion_length", str(p.max_completion_length), "--loss_scale", p.loss_scale,
+            "--lr_scheduler_type", "constant", "--warmup_ratio", "0.0",
+            "--log_completions", "true"]  # <run>/completions.jsonl: what each trained sample held
+    if p.max_turns > 1:
+        args += ["--multi_turn_scheduler", "gelab_nav", "--max_turns", str(p.max_turns)]
+    if p.use_vllm:
+        args += ["--use_vllm", "true", "--vllm_mode", p.vllm_mode]
+        if p.vllm_mode == "colocate":
+            args += ["--vllm_gpu_memory_utilization", repr(p.vllm_gpu_memory_utilization), "--sleep_level", "1"]
+    else:
+        args += ["--use_vllm", "false"]
+    return args + list(p.extra_args)
+
+
+def stage_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str, world_size: int = 1) -> list[str]:
+    if stage == "sft":
+        return sft_command(tp, init, dataset, run_dir, world_size=world_size)
+    return rl_command(tp, stage, init, dataset, run_dir, world_size=world_size)
+
+
+def world_size(env: dict[str, str]) -> int:
+    """Ranks of a launch: NNODES x NPROC_PER_NODE (as :func:`launch_env` resolved them)."""
+    try:
+        return int(env["NNODES"]) * int(env["NPROC_PER_NODE"])
+    except (KeyError, ValueError) as exc:
+        raise TrainError(f"launch: NNODES and NPROC_PER_NODE must be whole numbers ({exc})") from None
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def launch_env(launch: LaunchParams, max_pixels: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The subprocess environment: launch topology (environment wins over params), offline flags."""
+    base = dict(os.environ if base is None else base)
+    env = dict(base)
+    topology = {"NNODES": launch.nnodes, "NODE_RANK": launch.node_rank, "MASTER_ADDR": launch.master_addr,
+                "MASTER_PORT": launch.master_port, "NPROC_PER_NODE": launch.nproc_per_node}
+    for key, value in topology.items():
+        env[key] = base.get(key, str(value))
+    if env["NNODES"] == "1" and "MASTER_PORT" not in base:
+        env["MASTER_PORT"] = str(free_port())  # one node: any free port, so runs side by side never collide
+    env.update(OFFLINE_ENV)
+    env["MAX_PIXELS"] = str(max_pixels)  # qwen_vl_utils resize cap (448² -> 256 visual tokens)
+    env.update(launch.extra_env)
+    if launch.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    src = str(Path(__file__).resolve().parents[2])  # the plugin imports gelab in every rank
+    env["PYTHONPATH"] = os.pathsep.join([src, *([base["PYTHONPATH"]] if base.get("PYTHONPATH") else [])])
+    return env
+
+
+def env_for_log(env: dict[str, str]) -> dict[str, str]:
+    """The variables a run depends on (never secrets): what ``command.sh`` exports."""
+    keys = [*LAUNCH_ENV, *OFFLINE_ENV, "MAX_PIXELS", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"]
+    return {k: env[k] for k in keys if k in env}
+
+
+# --- data, resume, consolidation ----------------------------------------------------------------
+
+
+def subset_rows(rows: list[dict[str, Any]], max_samples: int, seed: int) -> list[dict[str, Any]]:
+    """All rows, or ``max_samples`` of them drawn by a seeded shuffle (file order kept)."""
+    if max_samples <= 0 or max_samples >= len(rows):
+        return rows
+    picked = sorted(random.Random(seed).sample(range(len(rows)), max_samples))
+    return [rows[i] for i in picked]
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    found = [d for d in run_dir.glob("checkpoint-*") if (d / "trainer_state.json").exists()]
+    return sorted(found, key=lambda d: int(d.name.split("-")[1]))
+
+
+def folder_digest(folder: str | Path) -> str:
+    """SHA-256 over a model folder's file names and contents (the 7B base takes about a minute)."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        with open(f, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(command: list[str], rows: bytes, init_digest: str) -> str:
+    """What a run is: its command line, its training rows and the weights it starts from.
+
+    A checkpoint is resumed only under the same fingerprint, so a changed base model (or SFT
+    checkpoint) starts the stage over even when the command line names the same folder.
+    """
+    return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0").encode() + rows).hexdigest()
+
+
+def consolidate(checkpoint: Path, final: Path) -> None:
+    """Copy the consolidated weights + configs of ``checkpoint`` to ``final`` (ZeRO shards -> fp32 if needed)."""
+    with atomic_directory(final) as tmp:
+        for name in FINAL_FILES:
+            if (checkpoint / name).exists():
+                shutil.copy2(checkpoint / name, tmp / name)
+        if not (tmp / "model.safetensors").exists():
+            from deepspeed.utils.zero_to_fp32 import (
+                convert_zero_checkpoint_to_fp32_state_dict,
+            )
+
+            convert_zero_checkpoint_to_fp32_state_dict(str(checkpoint), str(tmp), safe_serialization=True)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+
+
+def _num(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    """ms-swift's ``logging.jsonl`` with numbers as numbers."""
+    path = run_dir / "logging.jsonl"
+    return [{k: _num(v) for k, v in row.items()} for row in read_jsonl(path)] if path.exists() else []
+
+
+STEP_COLUMNS = ("step", "loss", "learning_rate", "grad_norm", "train_speed(s/it)", "reward", "reward_std",
+                "token_acc", "kl", "completions/mean_length")
+
+
+def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-step metrics for plots: loss, lr, throughput and every reward term ms-swift logged."""
+    rows = []
+    for entry in log:
+        if "global_step/max_steps" not in entry or "train_runtime" in entry:
+            continue
+        row: dict[str, Any] = {"step": int(str(entry["global_step/max_steps"]).split("/")[0])}
+        for key, value in entry.items():
+            if key in STEP_COLUMNS or key.startswith("rewards/") and key.endswith("/mean") or key == "num_turns":
+                if isinstance(value, (int, float)):
+                    row[key] = value
+        rows.append(row)
+    return rows
+
+
+def steps_csv(rows: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]], wall_s: float,
+              n_rows: int) -> dict[str, Any]:
+    """The small summary reports read: first/final loss, reward terms, steps, wall time."""
+    losses = [r["loss"] for r in rows if "loss" in r]
+    summary: dict[str, Any] = {"stage": stage, "steps": rows[-1]["step"] if rows else 0, "train_rows": n_rows,
+                               "wall_time_s": round(wall_s, 1)}
+    if losses:
+        summary.update(first_loss=losses[0], final_loss=losses[-1],
+                       loss_ratio=losses[-1] / losses[0] if losses[0] > 0 else None)  # RL losses start near 0
+    tail = rows[-max(1, len(rows) // 4):]  # the last quarter of the run
+    for key in sorted({k for r in rows for k in r if k.startswith("rewards/") or k in ("reward", "num_turns")}):
+        first = [r[key] for r in rows if key in r]
+        last = [r[key] for r in tail if key in r]
+        if first and last:
+            summary[key.replace("/mean", "")] = {"first": first[0], "final_mean": sum(last) / len(last)}
+    final = [e for e in log if "train_runtime" in e]
+    if final:
+        summary["train_runtime_s"] = final[-1]["train_runtime"]
+        summary["train_samples_per_second"] = final[-1].get("train_samples_per_second")
+    return summary
+
+
+# --- the stage ----------------------------------------------------------------------------------
+
+
+FINISHED = "gelab_finished.json"  # written when ms-swift ends a run successfully
+
+
+def finished_run(run_dir: Path, stamp: str, done: list[Path]) -> dict[str, Any] | None:
+    """The record of this run's successful end, if its last checkpoint is still the newest one."""
+    path = run_dir / FINISHED
+    if not path.exists() or not done:
+        return None
+    record = json.loads(path.read_text())
+    if record.get("fingerprint") != stamp or record.get("checkpoint") != done[-1].name:
+        return None
+    return record
+
+
+def check_init(path: str, field: str) -> None:
+    """Clear error when the starting weights are missing."""
+    if (Path(path) / "config.json").exists():
+        return
+    hint = ("put the Qwen2.5-VL-7B-Instruct weights there (config.json, *.safetensors, tokenizer and "
+            "preprocessor files) and track them with `dvc add data` (data.dvc)"
+            if "Qwen2.5-VL" in path else "run the stage that produces it first (dvc repro)")
+    raise TrainError(f"{field}: {path} has no config.json: {hint}")
+
+
+def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_dir: str | Path,
+              params_file: str = "params.yaml") -> dict[str, Any]:
+    """Run one training stage end to end (resuming when possible); returns the summary."""
+    p = tp.stage(stage)
+    out, metrics_dir = Path(out), Path(metrics_dir)
+    check_init(init, "model.base" if stage == "sft" else f"{stage} init")
+    if not Path(p.dataset).exists():
+        raise TrainError(f"{params_file}: {stage}.dataset: {p.dataset} does not exist (run `dvc repro data`)")
+    rows = subset_rows(read_jsonl(p.dataset), p.max_samples, p.seed)
+    rows_bytes = jsonl_bytes(rows)
+    run_dir = out / "run"
+    env = launch_env(tp.launch, tp.model.tiny.max_pixels)
+    command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir), world_size(env))
+    stamp = fingerprint(command, rows_bytes, folder_digest(init))
+
+    primary = env["NODE_RANK"] == "0"  # on a shared filesystem only node 0 cleans up and post-processes
+    out.mkdir(parents=True, exist_ok=True)
+    previous = (run_dir / "gelab_fingerprint").read_text().strip() if (run_dir / "gelab_fingerprint").exists() else None
+    done = checkpoints(run_dir)
+    if previous != stamp and run_dir.exists():
+        if not primary:
+            raise TrainError(f"{stage}: {run_dir} belongs to another run; start node 0 (NODE_RANK=0) first")
+        shutil.rmtree(run_dir)  # a different run: never resume across command lines, data or weights
+        done = []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    finished = finished_run(run_dir, stamp, done)
+    if finished is not None:  # this very run already ended: never train past its last step
+        print(f"gelab train {stage}: {done[-1]} already finished this run; not training again", flush=True)
+        wall = float(finished["wall_time_s"])
+        if not primary:
+            return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": wall}
+    else:
+        atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
+        atomic_write_bytes(out / "train.jsonl", rows_bytes)
+        atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
+                                                "model": asdict(tp.model), "launch": asdict(tp.launch),
+                                                stage: asdict(p)})
+        full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
+        atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
+        if done:
+            print(f"gelab train {stage}: resuming from {done[-1]}", flush=True)
+
+        start = time.perf_counter()
+        swift = shutil.which("swift", path=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+        if swift is None:
+            raise TrainError("the `swift` command (ms-swift) is not installed in this environment")
+        result = subprocess.run([swift, *full[1:]], env=env)
+        wall = time.perf_counter() - start
+        if result.returncode != 0:
+            raise TrainError(f"{stage}: ms-swift exited with status {result.returncode} (command in {out}/command.sh)")
+        if not primary:
+            return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": round(wall, 1)}
+        done = checkpoints(run_dir)
+        if not done:
+            raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
+        atomic_write_json(run_dir / FINISHED, {"fingerprint": stamp, "checkpoint": done[-1].name,
+                                               "wall_time_s": round(wall, 1)})
+    consolidate(done[-1], out / "final")
+
+    log = read_log(run_dir)
+    steps = step_rows(log)
+    summary = summarize(stage, steps, log, wall, len(rows))
+    summary["checkpoint"] = done[-1].name
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(metrics_dir / f"{stage}.json", summary)
+    atomic_write_text(metrics_dir / f"{stage}_steps.csv", steps_csv(steps))
+    return summary
