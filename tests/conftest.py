@@ -45,3 +45,32 @@ def data_dir(base_env: Environment, variant_envs: dict[str, Environment],
     variants = {k: Source.of(load_environment(e.root)) for k, e in variant_envs.items()}
     build_all(DataParams(), Source.of(base_env), variants, out, progress=False)
     return out
+
+
+class CliResult:
+    """What one in-process ``gelab`` call returned and printed."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """``run_cli("env", "export", ...)`` runs the ``gelab`` command in this process (``check=True``: exit 0).
+
+    Most CLI tests use it; a few keep a real subprocess (hash seeds, SIGKILL, the console script).
+    """
+    from gelab.cli import main
+
+    def run(*argv: object, check: bool = False) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"gelab {' '.join(map(str, argv))} exited {code}: {err}")
+        return CliResult(code, out, err)
+
+    return run

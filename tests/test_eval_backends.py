@@ -192,23 +192,20 @@ def test_vllm_backend_without_vllm_says_how_to_install(tiny_model: Path, monkeyp
 
 
 @pytest.mark.slow
-def test_cli_static_and_interactive_with_the_hf_backend(tiny_model: Path, env_dir: Path, tmp_path: Path) -> None:
+def test_cli_static_and_interactive_with_the_hf_backend(tiny_model: Path, env_dir: Path, tmp_path: Path, run_cli) -> None:
     samples = tmp_path / "static_ood.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in static_rows(image_root=str(env_dir))))
-    envvars = {**os.environ, "PYTHONPATH": str(SRC)}
     common = ["--policy", "hf", "--model", str(tiny_model), "--device", "cpu", "--max-pixels", str(SMALL_IMAGES),
               "--max-new-tokens", "8", "--limit-tasks", "7", "--batch-size", "16"]
     out = tmp_path / "m.json"
-    subprocess.run([sys.executable, "-m", "gelab.cli", "eval", "static", "--samples", str(samples),
-                    "--predictions", str(tmp_path / "p.jsonl"), "--out", str(out), *common],
-                   check=True, env=envvars, capture_output=True)
+    run_cli("eval", "static", "--samples", samples, "--predictions", tmp_path / "p.jsonl", "--out", out, *common,
+            check=True)
     m = json.loads(out.read_text())
     assert m["tasks"] == 7 and sorted(m["per_path"]) == [str(n) for n in range(1, 8)]
     assert m["steps"] == sum(int(n) + 1 for n in m["per_path"])  # one task per length, L+1 steps each
     out = tmp_path / "i.json"
-    subprocess.run([sys.executable, "-m", "gelab.cli", "eval", "interactive", "--env", str(env_dir), "--subtree",
-                    TEST_SUBTREE, "--attempts", "2", "--max-steps", "2", "--out", str(out), *common],
-                   check=True, env=envvars, capture_output=True)
+    run_cli("eval", "interactive", "--env", env_dir, "--subtree", TEST_SUBTREE, "--attempts", 2, "--max-steps", 2,
+            "--out", out, *common, check=True)
     m = json.loads(out.read_text())
     assert m["k"] == 2 and m["tasks"] == 7 and set(m["strict"]) == {"pass@1", "pass@k", "per_path"}
     rows, _ = read_log(tmp_path / "i.trajectories.jsonl")

@@ -52,8 +52,9 @@ def test_home_then_complete_exact_values_derived_from_the_environment() -> None:
     has_home = {p: "home" in nav.edges[p] for p in structure.pages}
     # step 0 clicks the home position: moves to page_0 where the page has home, else misses; step 1 completes.
     strict = {t.id for t in task_list if has_home[t.start] and t.target == ROOT_PAGE}
-    # the only pages visited are the start and (after home) page_0, so reaching == completing there
-    reached = {t.id for t in task_list if has_home[t.start] and t.target == ROOT_PAGE}
+    # lenient, derived apart from the strict rule: the pages visited are the start and where home leads
+    visited = {t.id: {t.start, *([nav.edges[t.start]["home"]] if has_home[t.start] else [])} for t in task_list}
+    reached = {t.id for t in task_list if t.target in visited[t.id]}
     eps, m = run(reference_policy("home-then-complete", nav), attempts=3)
     assert len(strict) == 45  # 45 pages of depth >= 2 in the subtree
     by_len = {}
@@ -185,10 +186,9 @@ def test_cli_run_killed_midway_then_restarted_gives_the_same_metrics(tmp_path: P
     assert len(set(map(key, rows))) == len(rows)
 
 
-def test_resuming_someone_elses_log_is_refused(tmp_path: Path) -> None:
+def test_resuming_someone_elses_log_is_refused(tmp_path: Path, run_cli) -> None:
     env = write_env_folder(tmp_path / "env")
-    envvars = {**os.environ, "PYTHONPATH": str(SRC)}
     base = ["--env", str(env), "--subtree", TEST_SUBTREE, "--limit-tasks", "20", "--out", str(tmp_path / "m.json")]
-    subprocess.run(_cli(*base, "--policy", "oracle"), check=True, env=envvars, capture_output=True)
-    res = subprocess.run(_cli(*base, "--policy", "random"), env=envvars, capture_output=True, text=True)
+    run_cli("eval", "interactive", *base, "--policy", "oracle", check=True)
+    res = run_cli("eval", "interactive", *base, "--policy", "random")
     assert res.returncode == 2 and "written by another run (policy: 'oracle' there, 'random' now)" in res.stderr

@@ -71,7 +71,7 @@ def test_repro_builds_every_artifact(repo: Path) -> None:
         final = repo / "build" / "checkpoints" / stage / "final"
         assert (final / "model.safetensors").is_file() and (final / "config.json").is_file()
         summary = json.loads((repo / "metrics" / "train" / f"{stage}.json").read_text())
-        assert summary
+        assert summary["stage"] == stage and summary["steps"] > 0 and summary["checkpoint"].startswith("checkpoint-")
         for kind in ("static_id", "static_ood", "interactive"):  # evaluation consumed the checkpoint
             metrics = json.loads((repo / "metrics" / stage / f"{kind}.json").read_text())
             assert ("overall" in metrics) if kind != "interactive" else ("strict" in metrics)

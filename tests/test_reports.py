@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -211,12 +209,10 @@ def test_bad_metrics_file_fails_naming_file_and_key(tmp_path, kind, data, messag
     assert [p.name for p in out.iterdir()] == ["old.md"]  # nothing half-written
 
 
-def test_cli_reports_bad_input_with_exit_status_2(tmp_path):
+def test_cli_reports_bad_input_with_exit_status_2(tmp_path, run_cli):
     metrics = tmp_path / "metrics"
     bad = write(metrics, "sft", "static_id", _drop(static_metrics(70.0, 60.0, 65.0, 20.0), "path"))
-    proc = subprocess.run([sys.executable, "-m", "gelab.cli", "report", "build", "--metrics", str(metrics),
-                           "--targets", str(TARGETS), "--out", str(tmp_path / "reports")],
-                          capture_output=True, text=True)
+    proc = run_cli("report", "build", "--metrics", metrics, "--targets", TARGETS, "--out", tmp_path / "reports")
     assert proc.returncode == 2
     assert f"{bad}: path: missing key" in proc.stderr
     assert not (tmp_path / "reports").exists()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,30 +94,27 @@ def test_duplicate_icon_name_on_a_page(base_env: Environment, tmp_path: Path) ->
         load_structure(path)
 
 
-def test_cli_import_of_bad_file_writes_nothing(base_env: Environment, tmp_path: Path) -> None:
+def test_cli_import_of_bad_file_writes_nothing(base_env: Environment, tmp_path: Path, run_cli) -> None:
     raw = _raw(base_env)
     _unknown_target(raw)
     bad = tmp_path / "ui_structure.json"
     bad.write_text(json.dumps(raw))
     out = tmp_path / "imported"
-    proc = subprocess.run([sys.executable, "-m", "gelab.cli", "env", "import", str(bad), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = run_cli("env", "import", bad, "--out", out)
     assert proc.returncode == 2
     assert "page_999" in proc.stderr and str(bad) in proc.stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".imported")]
 
 
-def test_export_import_round_trip_is_lossless(base_env: Environment, tmp_path: Path) -> None:
+def test_export_import_round_trip_is_lossless(base_env: Environment, tmp_path: Path, run_cli) -> None:
     exported = tmp_path / "exported.json"
-    subprocess.run([sys.executable, "-m", "gelab.cli", "env", "export", str(base_env.root), "--out", str(exported)],
-                   check=True, cwd=REPO, capture_output=True)
+    run_cli("env", "export", base_env.root, "--out", exported, check=True)
     assert exported.read_bytes() == (base_env.root / "ui_structure.json").read_bytes()
     s = load_structure(exported)
     assert s.dumps().encode() == exported.read_bytes()
     out = tmp_path / "imported"
-    subprocess.run([sys.executable, "-m", "gelab.cli", "env", "import", str(exported), "--out", str(out), "--workers", "2"],
-                   check=True, cwd=REPO, capture_output=True)
+    run_cli("env", "import", exported, "--out", out, "--workers", 2, check=True)
     imported = load_environment(out)
     assert json.loads((out / "ui_structure.json").read_text()) == json.loads(exported.read_text())
     assert imported.art == base_env.art  # library names keep their own art

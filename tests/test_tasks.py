@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
-
-from conftest import REPO
 
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
@@ -53,10 +49,9 @@ def test_shortest_path_follows_edges(base_env: Environment) -> None:
     assert page == "page_5" and len(path) == nav.distances_to("page_5")["page_230"]
 
 
-def test_tasks_cli(base_env: Environment, tmp_path: Path) -> None:
+def test_tasks_cli(base_env: Environment, tmp_path: Path, run_cli) -> None:
     out = tmp_path / "tasks.jsonl"
-    subprocess.run([sys.executable, "-m", "gelab.cli", "tasks", "--env", str(base_env.root), "--subtree", "page_5",
-                    "--out", str(out)], check=True, cwd=REPO, capture_output=True)
+    run_cli("tasks", "--env", base_env.root, "--subtree", "page_5", "--out", out, check=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2162
     assert {"start", "target", "path_length"} <= set(rows[0])
@@ -65,7 +60,6 @@ def test_tasks_cli(base_env: Environment, tmp_path: Path) -> None:
     assert all(r["start"] in pages and r["target"] in pages for r in rows)
 
 
-def test_tasks_cli_rejects_a_non_root(base_env: Environment, tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "gelab.cli", "tasks", "--env", str(base_env.root), "--subtree",
-                           "page_17", "--out", str(tmp_path / "t.jsonl")], cwd=REPO, capture_output=True, text=True)
+def test_tasks_cli_rejects_a_non_root(base_env: Environment, tmp_path: Path, run_cli) -> None:
+    proc = run_cli("tasks", "--env", base_env.root, "--subtree", "page_17", "--out", tmp_path / "t.jsonl")
     assert proc.returncode == 2 and "page_17" in proc.stderr and not (tmp_path / "t.jsonl").exists()

@@ -8,10 +8,10 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from gelab.params import LaunchParams, ModelParams, RlParams, SftParams, TinyModelParams
 from gelab.train.training import TrainParams, checkpoints, cpu_ranks_args, run_stage

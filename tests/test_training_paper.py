@@ -82,7 +82,7 @@ def test_ms_swift_parses_every_default_command(stage: str) -> None:
 
 def test_launch_topology_comes_from_params_unless_the_environment_sets_it() -> None:
     tp = TrainParams.load(PAPER)
-    env = launch_env(tp.launch, 200704, base={"PATH": "/bin"})
+    env = launch_env(tp.launch, 200704, base={"PATH": "/bin", "MASTER_ADDR": "10.0.0.1"})
     assert (env["NNODES"], env["NPROC_PER_NODE"], env["NODE_RANK"]) == ("2", "8", "0")
     env = launch_env(tp.launch, 200704, base={"NODE_RANK": "1", "MASTER_ADDR": "10.0.0.2"})
     assert (env["NODE_RANK"], env["MASTER_ADDR"], env["NNODES"]) == ("1", "10.0.0.2", "2")
@@ -98,17 +98,18 @@ def test_missing_paper_weights_name_what_to_put_where(tmp_path: Path) -> None:
 
 
 def test_one_node_runs_pick_a_free_port_unless_told() -> None:
-    import dataclasses
     import socket
+
+    import msgspec
 
     tp = TrainParams.load(DEFAULT)
     with socket.socket() as busy:  # another run holds the configured port
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        launch = dataclasses.replace(tp.launch, master_port=busy.getsockname()[1])
+        launch = msgspec.structs.replace(tp.launch, master_port=busy.getsockname()[1])
         port = int(launch_env(launch, 200704, base={"PATH": "/bin"})["MASTER_PORT"])
         assert port != launch.master_port and port > 0
     told = launch_env(tp.launch, 200704, base={"PATH": "/bin", "MASTER_PORT": "29999"})
     assert told["MASTER_PORT"] == "29999"
-    paper = launch_env(TrainParams.load(PAPER).launch, 200704, base={"PATH": "/bin"})
+    paper = launch_env(TrainParams.load(PAPER).launch, 200704, base={"PATH": "/bin", "MASTER_ADDR": "10.0.0.1"})
     assert paper["MASTER_PORT"] == "29500"  # several nodes must agree on the configured port

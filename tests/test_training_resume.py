@@ -23,9 +23,9 @@ def test_fingerprint_covers_command_rows_and_starting_weights(tmp_path: Path) ->
 
 def test_other_nodes_never_discard_a_run(tmp_path: Path, monkeypatch) -> None:
     """A node with NODE_RANK > 0 refuses a stale run folder instead of deleting node 0's work."""
-    import dataclasses
     import json
 
+    import msgspec
     import pytest
 
     from gelab.train.training import TrainError, TrainParams, run_stage
@@ -36,7 +36,7 @@ def test_other_nodes_never_discard_a_run(tmp_path: Path, monkeypatch) -> None:
     rows = tmp_path / "sft.jsonl"
     rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     tp = TrainParams.load(Path(__file__).resolve().parents[1] / "params.yaml")
-    tp = dataclasses.replace(tp, sft=dataclasses.replace(tp.sft, dataset=str(rows)))
+    tp = msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset=str(rows)))
     out = tmp_path / "sft"
     (out / "run" / "checkpoint-2").mkdir(parents=True)
     (out / "run" / "gelab_fingerprint").write_text("another run\n")

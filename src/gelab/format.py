@@ -308,7 +308,8 @@ def instruction_step(text: str) -> tuple[str, str, int] | None:
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9&'+\-]*(?:_[A-Za-z0-9&'+\-]+)*_\d+")
-SYSTEM_NAMES = ("back", "home")
+BACK, HOME = "back", "home"  # the system buttons: to the parent page, to page_0
+SYSTEM_NAMES = (BACK, HOME)
 
 
 def is_valid_icon_name(name: str) -> bool:

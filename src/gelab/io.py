@@ -66,16 +66,38 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return jsonl_rows(Path(path).read_bytes(), path)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parsed YAML; an unreadable or invalid file raises ``ValueError`` naming it."""
+def _unique_key_loader() -> type:
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML would keep the last)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def read_yaml(path: str | Path, error: type[InputError] = InputError) -> Any:
+    """Parsed YAML; an unreadable or invalid file, or a duplicate key, raises ``error`` naming the file."""
     import yaml
 
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
+        raise error(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 @contextmanager

@@ -1,102 +1,174 @@
-"""Typed parameters: ``params.yaml`` sections loaded into dataclasses; unknown keys are errors.
+"""Typed parameters: ``params.yaml`` sections loaded into ``msgspec`` structs with constraints.
 
-Each section maps to one dataclass below. A missing key takes the default shown here; an unknown key
-or a value of the wrong type raises :class:`ParamsError` naming the file and the dotted key.
+Each top-level section maps to one struct below. Every section must be present in the file (write
+``sft: {}`` to take every default of a section); inside a section a missing key takes the default
+shown here. An unknown key, a duplicate key, a value of the wrong type, a number out of its range
+(NaN included) or a broken cross-field rule raises :class:`ParamsError` naming the file and the
+dotted key, before anything runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+import math
+import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import msgspec
 
 from gelab.errors import InputError
 
 T = TypeVar("T")
+
+# --- vocabularies: each fact once ----------------------------------------------------------------
+
+VARIANT_KINDS = ("image", "name", "position", "noise")  # the OOD environments of paper Table 3
+MODEL_BACKENDS = ("hf", "vllm", "openai")  # model backends of evaluation (gelab.eval.backends)
+PATCH_GROUP = 28  # Qwen2.5-VL: 14-pixel patches merged 2 × 2 — image sides are multiples of 28
+
+# --- constrained numbers ---------------------------------------------------------------------------
+
+NonNeg = Annotated[int, msgspec.Meta(ge=0)]
+Pos = Annotated[int, msgspec.Meta(ge=1)]
+PosFloat = Annotated[float, msgspec.Meta(gt=0)]  # NaN fails every bound
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+OpenUnit = Annotated[float, msgspec.Meta(gt=0, le=1)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Steps = Annotated[int, msgspec.Meta(ge=-1)]  # -1: run the epochs
+PageId = Annotated[str, msgspec.Meta(pattern=r"^page_\d+$")]
 
 
 class ParamsError(InputError):
     """A bad ``params.yaml``: the message names the file and the dotted key."""
 
 
-@dataclass(frozen=True)
-class EnvParams:
+class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A params section; :meth:`check` holds its cross-field rules (message: ``key: what is wrong``)."""
+
+    def check(self) -> None:
+        """Raise ``ValueError("dotted.key: ...")`` when fields disagree with each other."""
+
+
+def _box(name: str, box: list[int], canvas: list[int]) -> None:
+    if len(box) != 4 or not (0 <= box[0] < box[2] <= canvas[0] and 0 <= box[1] < box[3] <= canvas[1]):
+        raise ValueError(f"{name}: must be [x1, y1, x2, y2] with x1 < x2, y1 < y2 inside the canvas {canvas}, got {box}")
+
+
+class EnvParams(Section, frozen=True):
     """Env-Base generation (SPEC §1). Pixel values are canvas pixels."""
 
     seed: int = 0  # every random choice of the generator derives from this
-    branching: list[int] = field(default_factory=lambda: [5, 3, 2, 2, 1, 1])  # children per page, by depth
-    canvas: list[int] = field(default_factory=lambda: [1179, 2556])  # width, height (portrait phone)
-    icon_size: int = 200  # content and system icons are icon_size × icon_size
-    back_box: list[int] = field(default_factory=lambda: [60, 60, 260, 260])
-    home_box: list[int] = field(default_factory=lambda: [919, 60, 1119, 260])
-    title_box: list[int] = field(default_factory=lambda: [389, 60, 789, 260])  # page id drawn centred here
-    grid_x: list[int] = field(default_factory=lambda: [244, 474, 704, 934])  # slot left edges
-    grid_y: list[int] = field(default_factory=lambda: [568, 798, 1028, 1258, 1488, 1718, 1948, 2178])  # slot tops
-    model_image_size: int = 448  # model input is model_image_size² (448² = max_pixels 200704)
-    render_workers: int = 2  # processes that render pages (output does not depend on it)
+    branching: list[NonNeg] = msgspec.field(default_factory=lambda: [5, 3, 2, 2, 1, 1])  # children per page, by depth
+    canvas: list[Pos] = msgspec.field(default_factory=lambda: [1179, 2556])  # width, height (portrait phone)
+    icon_size: Pos = 200  # content and system icons are icon_size × icon_size
+    back_box: list[int] = msgspec.field(default_factory=lambda: [60, 60, 260, 260])
+    home_box: list[int] = msgspec.field(default_factory=lambda: [919, 60, 1119, 260])
+    title_box: list[int] = msgspec.field(default_factory=lambda: [389, 60, 789, 260])  # page id drawn centred here
+    grid_x: list[NonNeg] = msgspec.field(default_factory=lambda: [244, 474, 704, 934])  # slot left edges
+    grid_y: list[NonNeg] = msgspec.field(default_factory=lambda: [568, 798, 1028, 1258, 1488, 1718, 1948, 2178])  # tops
+    model_image_size: Pos = 448  # model input is model_image_size² (448² = max_pixels 200704)
+    render_workers: Pos = 2  # processes that render pages (output does not depend on it)
+
+    def check(self) -> None:
+        if len(self.canvas) != 2:
+            raise ValueError(f"canvas: must be [width, height], got {self.canvas}")
+        for name in ("back_box", "home_box", "title_box"):
+            _box(name, getattr(self, name), self.canvas)
+        if any(x + self.icon_size > self.canvas[0] for x in self.grid_x) or \
+                any(y + self.icon_size > self.canvas[1] for y in self.grid_y):
+            raise ValueError(f"grid_x: slots of {self.icon_size} px must fit inside the canvas {self.canvas}")
+        slots = len(self.grid_x) * len(self.grid_y)
+        if not self.branching or max(self.branching) > slots:
+            raise ValueError(f"branching: each entry must be 0..{slots} (the grid slots), got {self.branching}")
+        if self.branching[0] < 1:
+            raise ValueError(f"branching: the root needs at least one child, got {self.branching}")
+        if self.model_image_size % PATCH_GROUP:
+            raise ValueError(f"model_image_size: must be a multiple of {PATCH_GROUP} (the model's patch grid), "
+                             f"got {self.model_image_size}")
 
 
-@dataclass(frozen=True)
-class VariantParams:
+class VariantParams(Section, frozen=True):
     """OOD variants built from the base environment (SPEC §1); each has its own seed."""
 
-    kinds: list[str] = field(default_factory=lambda: ["image", "name", "position", "noise"])
+    kinds: list[str] = msgspec.field(default_factory=lambda: list(VARIANT_KINDS))
     seed: int = 1
-    noise_icons: int = 2  # distractor icons per page for Env-Noise (the paper's figure shows two)
+    noise_icons: NonNeg = 2  # distractor icons per page for Env-Noise (the paper's figure shows two)
+
+    def check(self) -> None:
+        bad = [k for k in self.kinds if k not in VARIANT_KINDS]
+        if bad or len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"kinds: distinct names from {', '.join(VARIANT_KINDS)}, got {self.kinds}")
 
 
-@dataclass(frozen=True)
-class DataParams:
+class DataParams(Section, frozen=True):
     """Datasets (SPEC §4). Subtrees are named by their root page."""
 
     seed: int = 0  # click points and captioning points derive from this
-    sft_subtrees: list[str] = field(default_factory=lambda: ["page_1", "page_2"])
-    rl_subtrees: list[str] = field(default_factory=lambda: ["page_3", "page_4"])
-    test_subtree: str = "page_5"  # held out: OOD static and interactive evaluation
-    id_subtree: str = "page_1"  # in-distribution static evaluation (an SFT subtree)
-    st_rl_subtree: str = "page_3"  # single-turn RL step samples
-    mt_rl_subtree: str = "page_4"  # multi-turn RL tasks
-    sft_path_copies: int = 1  # SFT path data per SFT subtree, each copy with fresh click points
-    grounding_per_icon: int = 10  # samples per icon name (230 content + back + home = 232 names -> 2,320)
-    captioning_per_icon: int = 10
-    ood_variants: list[str] = field(default_factory=lambda: ["image", "name", "position", "noise"])
+    sft_subtrees: list[PageId] = msgspec.field(default_factory=lambda: ["page_1", "page_2"])
+    rl_subtrees: list[PageId] = msgspec.field(default_factory=lambda: ["page_3", "page_4"])
+    test_subtree: PageId = "page_5"  # held out: OOD static and interactive evaluation
+    id_subtree: PageId = "page_1"  # in-distribution static evaluation (an SFT subtree)
+    st_rl_subtree: PageId = "page_3"  # single-turn RL step samples
+    mt_rl_subtree: PageId = "page_4"  # multi-turn RL tasks
+    sft_path_copies: Pos = 1  # SFT path data per SFT subtree, each copy with fresh click points
+    grounding_per_icon: NonNeg = 10  # samples per icon name (230 content + back + home = 232 names -> 2,320)
+    captioning_per_icon: NonNeg = 10
+    ood_variants: list[str] = msgspec.field(default_factory=lambda: list(VARIANT_KINDS))
+
+    def check(self) -> None:
+        if self.test_subtree in (*self.sft_subtrees, *self.rl_subtrees):
+            raise ValueError(f"test_subtree: {self.test_subtree} is also a training subtree")
+        if self.id_subtree not in self.sft_subtrees:
+            raise ValueError(f"id_subtree: {self.id_subtree} must be one of sft_subtrees {self.sft_subtrees}")
+        for name in ("st_rl_subtree", "mt_rl_subtree"):
+            if getattr(self, name) not in self.rl_subtrees:
+                raise ValueError(f"{name}: {getattr(self, name)} must be one of rl_subtrees {self.rl_subtrees}")
+        bad = [k for k in self.ood_variants if k not in VARIANT_KINDS]
+        if bad:
+            raise ValueError(f"ood_variants: {bad[0]!r} is not one of {', '.join(VARIANT_KINDS)}")
 
 
-@dataclass(frozen=True)
-class TinyModelParams:
-    """The embedded default model (``gelab train tiny-model``): a random-init Qwen2.5-VL, no download."""
+class TinyModelParams(Section, frozen=True):
+    """The embedded default model (``gelab train model``): a random-init Qwen2.5-VL, no download."""
 
     seed: int = 0  # torch.manual_seed for the weights
-    corpus: list[str] = field(default_factory=lambda: ["build/data/sft.jsonl"])  # BPE training texts
-    vocab_learned: int = 1024  # BPE entries trained on the corpus (ids 0..vocab_learned-1)
-    text_hidden: int = 64  # LM width
-    text_intermediate: int = 128  # LM MLP width
-    text_layers: int = 2
-    text_heads: int = 4  # head_dim = text_hidden / text_heads
-    text_kv_heads: int = 2
-    vision_hidden: int = 32  # ViT width (patch 14, merge 2 as Qwen2.5-VL)
-    vision_intermediate: int = 64
-    vision_depth: int = 2
-    vision_heads: int = 2
-    max_pixels: int = 200704  # 448² -> 256 visual tokens
-    init_std: float = 0.02  # std of the random init (transformers' initializer_range)
+    corpus: list[str] = msgspec.field(default_factory=lambda: ["build/data/sft.jsonl"])  # BPE training texts
+    vocab_learned: Pos = 1024  # BPE entries trained on the corpus (ids 0..vocab_learned-1)
+    text_hidden: Pos = 64  # LM width
+    text_intermediate: Pos = 128  # LM MLP width
+    text_layers: Pos = 2
+    text_heads: Pos = 4  # head_dim = text_hidden / text_heads
+    text_kv_heads: Pos = 2
+    vision_hidden: Pos = 32  # ViT width (patch 14, merge 2 as Qwen2.5-VL)
+    vision_intermediate: Pos = 64
+    vision_depth: Pos = 2
+    vision_heads: Pos = 2
+    max_pixels: Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)] = 200704  # 448² -> 256 visual tokens
+    init_std: PosFloat = 0.02  # std of the random init (transformers' initializer_range)
+
+    def check(self) -> None:
+        if self.text_hidden % self.text_heads or self.text_heads % self.text_kv_heads:
+            raise ValueError(f"text_heads: text_hidden ({self.text_hidden}) must split into text_heads "
+                             f"({self.text_heads}), and those into text_kv_heads ({self.text_kv_heads})")
+        if self.vision_hidden % self.vision_heads:
+            raise ValueError(f"vision_heads: vision_hidden ({self.vision_hidden}) must split into "
+                             f"vision_heads ({self.vision_heads})")
 
 
-@dataclass(frozen=True)
-class ModelParams:
+class ModelParams(Section, frozen=True):
     """Which base weights SFT starts from."""
 
     base: str = "build/models/tiny"  # folder with HF weights; the paper profile points at Qwen2.5-VL-7B-Instruct
     model_type: str = "qwen2_5_vl"  # ms-swift --model_type
     template: str = "qwen2_5_vl"  # ms-swift --template
-    tiny: TinyModelParams = field(default_factory=TinyModelParams)
+    tiny: TinyModelParams = msgspec.field(default_factory=TinyModelParams)
 
 
-@dataclass(frozen=True)
-class LaunchParams:
+LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|::1)$")
+
+
+class LaunchParams(Section, frozen=True):
     """How ms-swift is launched; shared by the three training stages (SPEC §7).
 
     ``nnodes``/``node_rank``/``master_addr``/``master_port``/``nproc_per_node`` may be overridden by the
@@ -104,175 +176,214 @@ class LaunchParams:
     """
 
     device: str = "cpu"  # "cpu" or "cuda"
-    nnodes: int = 1
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29500
-    nproc_per_node: int = 1  # processes per node (GPUs; 1 on CPU)
+    nnodes: Pos = 1
+    node_rank: NonNeg = 0
+    master_addr: str = "127.0.0.1"  # "": taken from MASTER_ADDR (required when nnodes > 1)
+    master_port: Port = 29500
+    nproc_per_node: Pos = 1  # processes per node (GPUs; 1 on CPU)
     deepspeed: str = "zero3"  # ms-swift --deepspeed preset (ZeRO-3 in both profiles)
     torch_dtype: str = "float32"  # bfloat16 on GPU (paper)
     attn_impl: str = "sdpa"  # flash_attn on GPU (paper)
     report_to: str = "none"  # "tensorboard" or "wandb" only when asked (key from WANDB_API_KEY)
-    dataloader_num_workers: int = 0
-    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OMP_NUM_THREADS for the run
+    dataloader_num_workers: NonNeg = 0
+    extra_env: dict[str, str] = msgspec.field(default_factory=dict)  # e.g. OMP_NUM_THREADS for the run
+
+    def check(self) -> None:
+        choices = {"device": ("cpu", "cuda"), "torch_dtype": ("float32", "bfloat16", "float16"),
+                   "attn_impl": ("sdpa", "eager", "flash_attn")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank: must be below nnodes ({self.nnodes}), got {self.node_rank}")
+        if self.nnodes > 1 and LOOPBACK.match(self.master_addr):
+            raise ValueError(f"master_addr: {self.master_addr} is this machine only; with nnodes {self.nnodes} "
+                             "write node 0's address, or \"\" and set MASTER_ADDR on every node")
 
 
-@dataclass(frozen=True)
-class SftParams:
+class TrainStage(Section, frozen=True):
+    """What SFT and RL share."""
+
+    dataset: str = ""
+    max_samples: NonNeg = 0  # rows taken (seeded shuffle); 0 = all
+    learning_rate: PosFloat = 1e-5
+    per_device_batch: Pos = 2
+    grad_accum: Pos = 1
+    epochs: PosFloat = 1.0
+    max_steps: Steps = -1  # -1: run the epochs
+    max_length: Pos = 2048  # tokens per sample
+    save_steps: Pos = 500
+    save_total_limit: Pos = 2
+    logging_steps: Pos = 5
+    seed: int = 42
+    extra_args: list[str] = msgspec.field(default_factory=list)  # appended verbatim to the swift command
+
+    def check(self) -> None:
+        if self.max_steps == 0:
+            raise ValueError("max_steps: must be -1 (run the epochs) or at least 1, got 0")
+        if not math.isfinite(self.learning_rate) or not math.isfinite(self.epochs):
+            raise ValueError("learning_rate: must be finite")
+
+
+class SftParams(TrainStage, frozen=True):
     """Supervised fine-tuning (SPEC §7, paper Table 7)."""
 
     dataset: str = "build/data/sft.jsonl"
-    max_samples: int = 0  # rows taken (seeded shuffle); 0 = all
-    learning_rate: float = 1e-5
     lr_scheduler_type: str = "cosine"
-    per_device_batch: int = 2
-    grad_accum: int = 2
-    warmup_ratio: float = 0.05
-    epochs: float = 1.0
-    max_steps: int = -1  # -1: run the epochs
-    max_length: int = 2048  # tokens per sample (packing length when packing)
+    grad_accum: Pos = 2
+    warmup_ratio: Fraction = 0.05
     packing: bool = False  # release scripts: packing to 10,240 tokens (GPU only)
     freeze_vit: bool = True  # vision tower frozen (paper)
-    save_steps: int = 500
-    save_total_limit: int = 2
-    logging_steps: int = 5
-    seed: int = 42
-    extra_args: list[str] = field(default_factory=list)  # appended verbatim to the swift command
 
 
-@dataclass(frozen=True)
-class RlParams:
+class RlParams(TrainStage, frozen=True):
     """GRPO, single-turn (``st_rl``) or multi-turn (``mt_rl``) (SPEC §6–7, paper Tables 8–9)."""
 
     dataset: str = "build/data/st_rl.jsonl"
-    max_samples: int = 0  # prompts taken (seeded shuffle); 0 = all
-    rewards: list[str] = field(default_factory=lambda: ["gelab_type", "gelab_coord", "gelab_intent", "gelab_format"])
-    learning_rate: float = 1e-6
-    per_device_batch: int = 8
-    grad_accum: int = 1
-    epochs: float = 5.0
-    max_steps: int = -1
-    num_generations: int = 8
-    temperature: float = 1.2
-    top_p: float = 1.0
-    top_k: int = 8
-    beta: float = 0.04  # KL coefficient (framework default)
-    max_completion_length: int = 128  # tokens per turn
-    max_length: int = 4096  # prompt + completion tokens
-    max_turns: int = 1  # > 1 enables the gelab multi-turn scheduler (paper MT-RL: 12)
-    loss_scale: str = "default"  # multi-turn: "default" trains every assistant turn
+    rewards: list[str] = msgspec.field(default_factory=lambda: ["gelab_type", "gelab_coord", "gelab_intent",
+                                                                "gelab_format"])
+    learning_rate: PosFloat = 1e-6
+    per_device_batch: Pos = 8
+    epochs: PosFloat = 5.0
+    num_generations: Annotated[int, msgspec.Meta(ge=2)] = 8  # GRPO compares completions within a group
+    temperature: PosFloat = 1.2
+    top_p: OpenUnit = 1.0
+    top_k: NonNeg = 8
+    beta: NonNegFloat = 0.04  # KL coefficient (framework default)
+    max_completion_length: Pos = 128  # tokens per turn
+    max_length: Pos = 4096  # prompt + completion tokens
+    max_turns: Pos = 1  # > 1 enables the gelab multi-turn scheduler (paper MT-RL: 12)
+    loss_scale: str = "default"
     use_vllm: bool = False  # rollouts through vLLM (paper profile); PyTorch engine otherwise
     vllm_mode: str = "colocate"  # "colocate" or "server" (swift rollout)
-    vllm_gpu_memory_utilization: float = 0.5
-    save_steps: int = 500
-    save_total_limit: int = 2
-    logging_steps: int = 1
-    seed: int = 42
-    extra_args: list[str] = field(default_factory=list)
+    vllm_gpu_memory_utilization: OpenUnit = 0.5
+    logging_steps: Pos = 1
+
+    def check(self) -> None:
+        super().check()
+        if (self.per_device_batch * self.grad_accum) % self.num_generations:
+            raise ValueError(f"per_device_batch: per_device_batch × grad_accum ({self.per_device_batch} × "
+                             f"{self.grad_accum}) must be a multiple of num_generations ({self.num_generations})")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise ValueError(f"vllm_mode: must be colocate or server, got {self.vllm_mode!r}")
+        if not self.rewards:
+            raise ValueError("rewards: at least one reward function")
 
 
-MODEL_BACKENDS = ("hf", "vllm", "openai")  # model backends of evaluation (gelab.eval.backends)
-
-
-@dataclass(frozen=True)
-class EvalParams:
-    """Static and interactive evaluation (SPEC §5). Limits are for the CPU profile; None = the full set."""
+class EvalParams(Section, frozen=True):
+    """Static and interactive evaluation (SPEC §5). Limits are for the CPU profile; 0 = the full set."""
 
     seed: int = 0  # sampling seeds (per episode and step) and task subsets derive from this
-    attempts: int = 5  # interactive attempts per task: Pass@1 = mean, Pass@k = any (k = attempts)
-    max_steps: int = 12  # interactive step cap (paper: "e.g. 12")
-    temperature: float = 1.0  # interactive sampling; > 0 so that attempts differ (the paper does not say)
-    top_p: float = 1.0
-    top_k: int = 0  # 0: no top-k cut
-    static_temperature: float = 0.0  # static benchmark decodes greedily
-    max_new_tokens: int = 64  # an answer line is about 40 Qwen tokens
-    batch_size: int = 8  # requests per model call; 0 = all in one call (reference policies always take all)
+    attempts: Pos = 5  # interactive attempts per task: Pass@1 = mean, Pass@k = any (k = attempts)
+    max_steps: Pos = 12  # interactive step cap (paper: "e.g. 12")
+    temperature: NonNegFloat = 1.0  # interactive sampling; > 0 so that attempts differ (the paper does not say)
+    top_p: OpenUnit = 1.0
+    top_k: NonNeg = 0  # 0: no top-k cut
+    static_temperature: NonNegFloat = 0.0  # static benchmark decodes greedily
+    max_new_tokens: Pos = 64  # an answer line is about 40 Qwen tokens
+    batch_size: NonNeg = 8  # requests per model call; 0 = all in one call (reference policies always take all)
     backend: str = "hf"  # model stages: hf | vllm | openai
     device: str = "auto"  # hf backend: auto | cpu | cuda
-    max_pixels: int = 200704  # 448² -> 256 visual tokens (SPEC §1)
-    static_limit_tasks: int = 0  # model stages: tasks per static file (all their steps), stratified; 0 = all
-    interactive_limit_tasks: int = 0  # model stages: tasks of the interactive run, stratified; 0 = all 2,162
-    reference_policies: list[str] = field(default_factory=lambda: ["oracle", "random", "home-then-complete"])
-    checkpoints: dict[str, str] = field(default_factory=dict)  # model name -> HF folder (e.g. sft: build/checkpoints/sft/final)
+    max_pixels: Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)] = 200704  # 448² -> 256 visual tokens
+    static_limit_tasks: NonNeg = 0  # model stages: tasks per static file (all their steps), stratified; 0 = all
+    interactive_limit_tasks: NonNeg = 0  # model stages: tasks of the interactive run, stratified; 0 = all 2,162
+    reference_policies: list[str] = msgspec.field(default_factory=lambda: ["oracle", "random", "home-then-complete"])
+    checkpoints: dict[str, str] = msgspec.field(default_factory=dict)  # model name -> HF folder
 
-    def __post_init__(self) -> None:
-        limits = [("attempts", self.attempts >= 1, "at least 1"), ("max_steps", self.max_steps >= 1, "at least 1"),
-                  ("batch_size", self.batch_size >= 0, "0 (all in one call) or more"),
-                  ("max_new_tokens", self.max_new_tokens >= 1, "at least 1"),
-                  ("temperature", self.temperature >= 0, "0 (greedy) or more"),
-                  ("static_temperature", self.static_temperature >= 0, "0 (greedy) or more"),
-                  ("top_p", 0 < self.top_p <= 1, "in (0, 1]"), ("top_k", self.top_k >= 0, "0 (no cut) or more"),
-                  ("max_pixels", self.max_pixels >= 28 * 28, "at least 784 (one 28x28 patch group)"),
-                  ("static_limit_tasks", self.static_limit_tasks >= 0, "0 (all) or more"),
-                  ("interactive_limit_tasks", self.interactive_limit_tasks >= 0, "0 (all) or more"),
-                  ("backend", self.backend in MODEL_BACKENDS, f"one of {', '.join(MODEL_BACKENDS)}")]
-        for name, ok, expected in limits:
-            if not ok:
-                raise InputError(f"{name}: must be {expected}, got {getattr(self, name)!r}")
+    def check(self) -> None:
+        if self.backend not in MODEL_BACKENDS:
+            raise ValueError(f"backend: must be one of {', '.join(MODEL_BACKENDS)}, got {self.backend!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device: must be auto, cpu or cuda, got {self.device!r}")
 
 
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ParamsError(f"{where}: expected a list, got {value!r}")
-        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        key_hint, value_hint = typing.get_args(hint)
-        if not isinstance(value, dict):
-            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
-        return {_check_type(k, key_hint, f"{where} key"): _check_type(v, value_hint, f"{where}.{k}")
-                for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is not type(None):
-                try:
-                    return _check_type(value, arg, where)
-                except ParamsError:
-                    continue
-        raise ParamsError(f"{where}: {value!r} does not fit {hint}")
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where)  # type: ignore[arg-type]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is Any:
-        return value
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ParamsError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
+# --- loading --------------------------------------------------------------------------------------
+
+_AT = re.compile(r"^(?P<text>.*) - at `\$(?P<loc>[^`]*)`$", re.S)
+_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+|\.\.\.)\]")
+_JSON_TYPES = {"object": "a mapping", "array": "a list", "str": "str", "int": "int", "float": "float",
+               "bool": "bool", "null": "nothing"}
+
+
+def _walk(raw: Any, loc: str, expected: str | None) -> tuple[str, Any]:
+    """``$``-path of msgspec -> (dotted key, the offending raw value); ``[...]`` (a mapping key) resolved."""
+    key, value = "", raw
+    for name, index in _PART.findall(loc):
+        if name:
+            key, value = f"{key}.{name}", value.get(name) if isinstance(value, dict) else None
+        elif index == "...":  # msgspec does not name a failing mapping entry: find the first wrong one
+            want = {"str": str, "int": int, "float": (int, float), "bool": bool}.get(expected or "", object)
+            bad = next(((k, v) for k, v in (value or {}).items() if not isinstance(v, want) or
+                        (want is int and isinstance(v, bool))), (None, None))
+            key, value = f"{key}.{bad[0]}", bad[1]
+        else:
+            key, value = f"{key}[{index}]", value[int(index)] if isinstance(value, list) else None
+    return key, value
+
+
+def _message(exc: msgspec.ValidationError, raw: Any, where: str) -> str:
+    m = _AT.match(str(exc))
+    text, loc = (m["text"], m["loc"]) if m else (str(exc), "")
+    expected = re.match(r"Expected `(\w+)`", text)
+    key, value = _walk(raw, loc, expected[1] if expected else None)
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
+    if unknown:
+        return f"{where}{key}.{unknown[1]}: unknown key"
+    bound = re.match(r"Expected `(\w+)` (.+)$", text)
+    if bound and not bound[2].startswith("got"):
+        return f"{where}{key}: must be {bound[2]}, got {value!r}"
+    typed = re.match(r"Expected `(\w+)`, got `(\w+)`", text)
+    if typed:
+        return f"{where}{key}: expected {_JSON_TYPES.get(typed[1], typed[1])}, got {value!r}"
+    missing = re.match(r"Object missing required field `([^`]+)`", text)
+    if missing:
+        return f"{where}{key}.{missing[1]}: missing key"
+    return f"{where}{key}: {text[0].lower()}{text[1:]}"
+
+
+def _checked(section: Section, where: str) -> None:
+    """Run the cross-field rules of a section and of every section nested in it."""
+    try:
+        section.check()
+    except ValueError as exc:
+        raise ParamsError(f"{where}.{exc}") from None
+    for name in section.__struct_fields__:
+        value = getattr(section, name)
+        if isinstance(value, Section):
+            _checked(value, f"{where}.{name}")
 
 
 def from_dict(cls: type[T], raw: Any, where: str) -> T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{where}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ParamsError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
-    values = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+    """Build struct ``cls`` from a mapping (``None``: every default); errors name ``where`` and the key."""
     try:
-        return cls(**values)
-    except ValueError as exc:  # a section's own range checks start with the field's name
-        raise ParamsError(f"{where}.{exc}") from None
+        value = msgspec.convert({} if raw is None else raw, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ParamsError(_message(exc, raw, where)) from None
+    _checked(value, where)  # type: ignore[arg-type]
+    return value
 
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:
-    """The dataclass for one top-level section of a params file (missing section: defaults)."""
+    """The struct for one top-level section of a params file; the section must be there."""
     from gelab.io import read_yaml
 
     path = Path(path)
-    try:
-        raw = read_yaml(path) or {}
-    except ValueError as exc:
-        raise ParamsError(str(exc)) from exc
+    raw = read_yaml(path, error=ParamsError)
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections")
-    return from_dict(cls, raw.get(section), f"{path}: {section}")
+    if section not in raw:
+        raise ParamsError(f"{path}: {section}: missing section (write `{section}: {{}}` to take its defaults)")
+    return from_dict(cls, raw[section], f"{path}: {section}")
+
+
+def as_dict(params: Section) -> dict[str, Any]:
+    """Plain data of a params struct (for run records such as ``params.json`` and ``manifest.json``)."""
+    return msgspec.to_builtins(params)
+
+
+def replace(params: T, where: str, **changes: Any) -> T:
+    """A copy of ``params`` with ``changes`` (e.g. command-line overrides), checked like a loaded section.
+
+    ``where`` names the origin in errors, e.g. ``"command line: eval"``.
+    """
+    return from_dict(type(params), {**msgspec.to_builtins(params), **changes}, where)

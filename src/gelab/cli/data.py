@@ -7,7 +7,7 @@ import time
 
 from gelab.env.envdir import load_environment
 from gelab.errors import InputError
-from gelab.params import DataParams, load_section
+from gelab.params import DataParams, load_section, replace
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             raise InputError(f"--variant expects KIND=DIR, got {spec!r}")
         variants[kind] = Source.of(load_environment(path), path)
     if not args.variant:
-        params = DataParams(**{**params.__dict__, "ood_variants": []})
+        params = replace(params, "command line: data", ood_variants=[])
     start = time.perf_counter()
     counts = build_all(params, base, variants, args.out)
     for name, n in counts.items():

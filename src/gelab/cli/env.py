@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 from pathlib import Path
 
 from gelab.env.envdir import RenderSettings, load_environment, write_environment
 from gelab.env.structure import STRUCTURE_FILE, load_structure
-from gelab.params import EnvParams, VariantParams, load_section
+from gelab.params import EnvParams, VariantParams, load_section, replace
 
 
 def _env_params(args: argparse.Namespace) -> EnvParams:
@@ -21,7 +20,7 @@ def _env_params(args: argparse.Namespace) -> EnvParams:
         overrides["branching"] = [int(b) for b in args.branching.split(",")]
     if args.model_image_size:
         overrides["model_image_size"] = args.model_image_size
-    return dataclasses.replace(params, **overrides)
+    return replace(params, "command line: env", **overrides)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from gelab.errors import InputError
 from gelab.eval.backends import MODEL_BACKENDS
 from gelab.eval.policies import REFERENCE_POLICIES
-from gelab.params import EvalParams, load_section
+from gelab.params import EvalParams, load_section, replace
 
 POLICIES = (*REFERENCE_POLICIES, *MODEL_BACKENDS)
 
@@ -22,7 +21,7 @@ def _params(args: argparse.Namespace) -> EvalParams:
     overrides = {k: getattr(args, k) for k in ("seed", "temperature", "top_p", "top_k", "max_new_tokens",
                                                "batch_size", "device", "max_pixels")
                  if getattr(args, k, None) is not None}
-    return dataclasses.replace(params, **overrides)
+    return replace(params, "command line: eval", **overrides)
 
 
 def _batch_size(args: argparse.Namespace, params: EvalParams) -> int:

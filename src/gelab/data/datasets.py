@@ -21,7 +21,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -38,7 +38,7 @@ from gelab.io import (
     atomic_write_json,
     jsonl_bytes,
 )
-from gelab.params import DataParams
+from gelab.params import DataParams, as_dict
 from gelab.seeding import derived_rng
 from gelab.tasks.universe import Task, subtree_roots, task_universe
 
@@ -208,7 +208,7 @@ def build_all(params: DataParams, base: Source, variants: dict[str, Source], out
         if gc_was_enabled:
             gc.enable()
     counts = {name: len(rows) for name, rows in files.items()}
-    manifest = {"counts": counts, "params": asdict(params),
+    manifest = {"counts": counts, "params": as_dict(params),
                 "environments": {name: {"path": src.image_root, "sha256": _fingerprint(src)}
                                  for name, src in {"base": base, **variants}.items()}}
     with atomic_directory(out) as tmp:

@@ -27,6 +27,7 @@ from gelab.env.structure import (
     load_structure,
 )
 from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from gelab.params import EnvParams
 
 ART_FILE = "icons.json"
 IMAGES, MODEL_IMAGES = "images", "model_images"
@@ -34,8 +35,10 @@ IMAGES, MODEL_IMAGES = "images", "model_images"
 
 @dataclass(frozen=True)
 class RenderSettings:
-    model_image_size: int = 448
-    title_box: tuple[int, int, int, int] = (389, 60, 789, 260)
+    """How pages are drawn beyond the structure; defaults are the env params' (one place: gelab.params)."""
+
+    model_image_size: int = EnvParams().model_image_size
+    title_box: tuple[int, int, int, int] = tuple(EnvParams().title_box)  # type: ignore[assignment]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from typing import Sequence
 
+from gelab import format as fmt
 from gelab.env import icons
 from gelab.env.structure import (
     NORMAL,
@@ -27,8 +28,6 @@ from gelab.env.structure import (
 from gelab.errors import InputError
 from gelab.params import EnvParams
 from gelab.seeding import derived_rng
-
-BACK, HOME = "back", "home"
 
 
 def grid_slots(params: EnvParams) -> list[tuple[int, int, int, int]]:
@@ -85,11 +84,11 @@ def generate(params: EnvParams) -> tuple[EnvStructure, dict[str, str]]:
             elements.append(Element(name, box, NORMAL))
             transitions.append(Transition(name, child, box))
         if parent is not None:
-            elements.append(Element(BACK, back_box, SYSTEM))  # type: ignore[arg-type]
-            transitions.append(Transition(BACK, parents[page] or ROOT_PAGE, back_box))  # type: ignore[arg-type]
+            elements.append(Element(fmt.BACK, back_box, SYSTEM))  # type: ignore[arg-type]
+            transitions.append(Transition(fmt.BACK, parents[page] or ROOT_PAGE, back_box))  # type: ignore[arg-type]
         if depth >= 2:
-            elements.append(Element(HOME, home_box, SYSTEM))  # type: ignore[arg-type]
-            transitions.append(Transition(HOME, ROOT_PAGE, home_box))  # type: ignore[arg-type]
+            elements.append(Element(fmt.HOME, home_box, SYSTEM))  # type: ignore[arg-type]
+            transitions.append(Transition(fmt.HOME, ROOT_PAGE, home_box))  # type: ignore[arg-type]
         pages[page] = Page(page, depth, f"{page}.png", elements, transitions)
 
     metadata = {

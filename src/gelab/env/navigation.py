@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from gelab import format as fmt
 from gelab.env.structure import EnvStructure
 
-BACK, HOME = "back", "home"
+BACK, HOME = fmt.BACK, fmt.HOME
 _PREFERENCE = {BACK: 1, HOME: 2}  # content icons rank 0
 
 

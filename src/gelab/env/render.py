@@ -13,6 +13,7 @@ from typing import Mapping
 
 from PIL import Image, ImageDraw, ImageFont
 
+from gelab import format as fmt
 from gelab.env import icons
 from gelab.env.structure import SYSTEM, Page
 
@@ -34,10 +35,10 @@ def system_icon(name: str, size: int) -> Image.Image:
     s = size / 200
     d.rounded_rectangle((6 * s, 6 * s, 194 * s, 194 * s), radius=36 * s, fill=(241, 243, 244, 255))
     w = max(1, round(16 * s))
-    if name == "back":
+    if name == fmt.BACK:
         d.line([(120 * s, 50 * s), (70 * s, 100 * s), (120 * s, 150 * s)], fill=INK + (255,), width=w, joint="curve")
         d.line([(72 * s, 100 * s), (150 * s, 100 * s)], fill=INK + (255,), width=w)
-    elif name == "home":
+    elif name == fmt.HOME:
         d.polygon([(100 * s, 40 * s), (160 * s, 96 * s), (40 * s, 96 * s)], fill=INK + (255,))
         d.rectangle((58 * s, 94 * s, 142 * s, 160 * s), fill=INK + (255,))
         d.rectangle((88 * s, 118 * s, 112 * s, 160 * s), fill=(241, 243, 244, 255))
@@ -54,7 +55,7 @@ def render_page(page: Page, art: Mapping[str, str], canvas: tuple[int, int],
     for el in page.elements:
         x1, y1, x2, y2 = el.bbox
         size = min(x2 - x1, y2 - y1)
-        if el.type == SYSTEM and el.name in ("back", "home"):
+        if el.type == SYSTEM and el.name in fmt.SYSTEM_NAMES:
             tile = system_icon(el.name, size)
         else:
             tile = icons.glyph(library[art[el.name]].emoji, size)

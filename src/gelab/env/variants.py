@@ -19,10 +19,10 @@ from gelab.env import icons
 from gelab.env.generate import grid_slots
 from gelab.env.structure import NORMAL, Element, EnvStructure, Page
 from gelab.errors import InputError
-from gelab.params import EnvParams
+from gelab.params import VARIANT_KINDS, EnvParams
 from gelab.seeding import derived_rng
 
-KINDS = ("image", "name", "position", "noise")
+KINDS = VARIANT_KINDS  # defined once, in gelab.params
 _HEADER_BOTTOM_MARGIN = 40  # new positions start this many pixels below the system buttons
 
 

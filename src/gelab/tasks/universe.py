@@ -80,13 +80,13 @@ def write_tasks(tasks: Iterable[Task], path: str | Path) -> int:
 
 
 def read_tasks(path: str | Path) -> list[Task]:
+    """The tasks of a file written by :func:`write_tasks`; a bad row raises naming the file and line."""
+    from gelab.io import read_jsonl
+
     out = []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for i, row in enumerate(read_jsonl(path), start=1):
         try:
-            row = json.loads(line)
-            out.append(Task(row["start"], row["target"], row["subtree"], int(row["path_length"])))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}: line {i}: not a task ({exc})") from exc
+            out.append(Task(str(row["start"]), str(row["target"]), str(row["subtree"]), int(row["path_length"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path}: row {i}: not a task ({exc!r})") from None
     return out

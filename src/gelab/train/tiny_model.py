@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 from gelab.errors import InputError
 from gelab.io import atomic_directory, atomic_write_json, read_jsonl
-from gelab.params import TinyModelParams
+from gelab.params import TinyModelParams, as_dict
 
 # Qwen2.5-VL's added tokens, in id order from FIRST_SPECIAL_ID (as in the released tokenizer).
 FIRST_SPECIAL_ID = 151643
@@ -164,5 +164,5 @@ def build_tiny_model(p: TinyModelParams, corpus_files: list[str | Path], out: st
         processor.save_pretrained(tmp)
         summary["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
         summary["weights_sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
-        atomic_write_json(tmp / "gelab_model.json", {"params": p.__dict__, **summary})
+        atomic_write_json(tmp / "gelab_model.json", {"params": as_dict(p), **summary})
     return summary

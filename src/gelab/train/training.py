@@ -33,9 +33,10 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from gelab.errors import GelabError, InputError
 from gelab.io import (
@@ -51,6 +52,7 @@ from gelab.params import (
     ModelParams,
     RlParams,
     SftParams,
+    as_dict,
     load_section,
 )
 
@@ -72,8 +74,7 @@ class TrainError(GelabError):
     """A training stage cannot run or failed; the message says what to fix."""
 
 
-@dataclass(frozen=True)
-class TrainParams:
+class TrainParams(msgspec.Struct, frozen=True, kw_only=True):
     """The training sections of a params file."""
 
     model: ModelParams
@@ -206,6 +207,9 @@ def launch_env(launch: LaunchParams, max_pixels: int, base: dict[str, str] | Non
                 "MASTER_PORT": launch.master_port, "NPROC_PER_NODE": launch.nproc_per_node}
     for key, value in topology.items():
         env[key] = base.get(key, str(value))
+    if env["NNODES"] != "1" and not env["MASTER_ADDR"]:
+        raise TrainError("launch.master_addr: several nodes need node 0's address: set MASTER_ADDR on every node "
+                         "(or launch.master_addr)")
     if env["NNODES"] == "1" and "MASTER_PORT" not in base:
         env["MASTER_PORT"] = str(free_port())  # one node: any free port, so runs side by side never collide
     env.update(OFFLINE_ENV)
@@ -405,8 +409,8 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
         atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
         atomic_write_bytes(out / "train.jsonl", rows_bytes)
         atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
-                                                "model": asdict(tp.model), "launch": asdict(tp.launch),
-                                                stage: asdict(p)})
+                                                "model": as_dict(tp.model), "launch": as_dict(tp.launch),
+                                                stage: as_dict(p)})
         full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
         atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
