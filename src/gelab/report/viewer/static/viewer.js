@@ -86,19 +86,24 @@
   function buildGraph() {
     var base = ENV.envs.base;
     var L = ENV.layout;
-    var dx = 22, dy = 64, pad = 16;
-    var maxX = 0, maxY = 0;
-    Object.keys(L).forEach(function (p) { maxX = Math.max(maxX, L[p][0]); maxY = Math.max(maxY, L[p][1]); });
-    var w = pad * 2 + maxX * dx, h = pad * 2 + maxY * dy;
+    // radial drawing: the root in the centre, depth d on the circle of radius d * ring, leaves spread
+    // evenly round the circle in tree order (layout x = leaf column), so subtrees are wedges
+    var ring = 60, pad = 14, cols = 0, depth = 0;
+    Object.keys(L).forEach(function (p) { cols = Math.max(cols, L[p][0] + 1); depth = Math.max(depth, L[p][1]); });
+    var half = depth * ring + pad, w = 2 * half, h = 2 * half;
     var root = svg("svg", {viewBox: "0 0 " + w + " " + h, id: "graph"});
-    function at(p) { return [pad + L[p][0] * dx, pad + L[p][1] * dy]; }
+    function at(p) {
+      var a = 2 * Math.PI * (L[p][0] + 0.5) / cols - Math.PI / 2, r = L[p][1] * ring;
+      return [half + r * Math.cos(a), half + r * Math.sin(a)];
+    }
     var edgesOf = {};
     var layers = {tree: svg("g"), back: svg("g"), home: svg("g"), other: svg("g")};
     Object.keys(base.edges).forEach(function (kind) {
       base.edges[kind].forEach(function (pair) {
         var a = at(pair[0]), b = at(pair[1]), shape;
-        if (kind === "back") {  // child -> parent, bowed to the right of the tree edge
-          var mx = (a[0] + b[0]) / 2 + 10, my = (a[1] + b[1]) / 2;
+        if (kind === "back") {  // child -> parent, bowed to one side of the tree edge
+          var ex = b[0] - a[0], ey = b[1] - a[1], len = Math.sqrt(ex * ex + ey * ey) || 1;
+          var mx = (a[0] + b[0]) / 2 - 8 * ey / len, my = (a[1] + b[1]) / 2 + 8 * ex / len;
           shape = svg("path", {d: "M" + a[0] + "," + a[1] + " Q" + mx + "," + my + " " + b[0] + "," + b[1]});
         } else {
           shape = svg("line", {x1: a[0], y1: a[1], x2: b[0], y2: b[1]});
