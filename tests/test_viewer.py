@@ -215,6 +215,8 @@ def test_cases_prefer_tasks_where_models_differ(small_env, tmp_path):
     assert second["sft"].start == "page_1"
     pngs = write_cases(tmp_path / "cases", base, runs, ["sft", "mt_rl"], 1, progress=False)
     assert [p.name for p in pngs] == ["case_1.png"] and pngs[0].stat().st_size > 1000
+    again = write_cases(tmp_path / "again", base, runs, ["sft", "mt_rl"], 1, progress=False)
+    assert again[0].read_bytes() == pngs[0].read_bytes()  # deterministic
 
 
 def test_report_links_case_studies_and_keeps_the_site(tmp_path):
@@ -231,13 +233,21 @@ def test_report_links_case_studies_and_keeps_the_site(tmp_path):
     assert (reports / "site" / "index.html").read_text(encoding="utf-8") == "site"
 
 
-def test_cli_missing_log_exits_2_with_one_line(small_env, tmp_path, capsys):
+@pytest.mark.parametrize("extra, message", [
+    (["--run", "sft={tmp}/gone.jsonl"], "{tmp}/gone.jsonl: trajectory log not found"),
+    (["--run", "sft={log}", "--cases", "{tmp}/cases", "--case-models", "sft,mt_rl"],
+     "--case-models: no trajectory log for 'mt_rl'"),
+    (["--variant", "noise={tmp}/no-env"], "{tmp}/no-env/ui_structure.json"),
+    (["--run", "a/b={log}"], "model name 'a/b'"),
+])
+def test_cli_bad_input_exits_2_with_one_line(small_env, small_logs, tmp_path, capsys, extra, message):
     base, _ = small_env
-    code = main(["view", "--env", str(base.root), "--run", f"sft={tmp_path / 'gone.jsonl'}", "--out", str(tmp_path / "site")])
+    fill = {"tmp": str(tmp_path), "log": str(small_logs["oracle"])}
+    code = main(["view", "--env", str(base.root), "--out", str(tmp_path / "site"), *(a.format(**fill) for a in extra)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert f"{tmp_path / 'gone.jsonl'}: trajectory log not found" in err
-    assert not (tmp_path / "site").exists()
+    assert message.format(**fill) in err
+    assert not (tmp_path / "site").exists() and not (tmp_path / "cases").exists()
 
 
 def test_cli_reads_the_models_of_params(small_env, small_logs, tmp_path, capsys):
@@ -261,10 +271,11 @@ def test_cli_reads_the_models_of_params(small_env, small_logs, tmp_path, capsys)
     assert "sft, mt_rl" in capsys.readouterr().out
 
 
-def test_view_stage_depends_on_every_evaluated_log():
+@pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
+def test_view_stage_depends_on_every_evaluated_log(profile):
     """The view stage's deps name the interactive logs of eval.checkpoints and eval.reference_policies."""
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["view"]
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["eval"]
+    params = yaml.safe_load((REPO / profile).read_text(encoding="utf-8"))["eval"]
     wanted = {f"build/eval/{m}/interactive" for m in [*params["checkpoints"], *params["reference_policies"]]}
     assert wanted <= set(stage["deps"])
     assert "--params params.yaml" in stage["cmd"] and "--eval-dir build/eval" in stage["cmd"]

@@ -55,6 +55,9 @@ def cmd_view(args: argparse.Namespace) -> int:
         check_model_name(name, "--variant")
         if name == "base":
             raise InputError("--variant: the name 'base' is the --env environment")
+    unknown = [m for m in case_models if m not in logs] if args.cases else []
+    if unknown:
+        raise InputError(f"--case-models: no trajectory log for {unknown[0]!r} (logs: {', '.join(logs) or 'none'})")
     env = load_environment(args.env)
     variants = {name: load_environment(path) for name, path in variant_dirs.items()}
     runs = {check_model_name(m, "--run"): read_episodes(m, path) for m, path in logs.items()}
