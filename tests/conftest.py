@@ -74,3 +74,42 @@ def run_cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return CliResult(code, out, err)
 
     return run
+
+
+# --- a small rendered environment and real trajectory logs (viewer tests) ----------------------
+
+SMALL_BRANCHING = [2, 2, 1]  # 11 pages; subtree page_1: 5 pages + page_0 -> 30 tasks
+SMALL_VARIANTS = ("position", "noise")
+
+
+@pytest.fixture(scope="session")
+def small_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Environment, dict[str, Environment]]:
+    """An 11-page environment, rendered, with two of its variants."""
+    params = EnvParams(branching=SMALL_BRANCHING)
+    structure, art = generate(params)
+    root = tmp_path_factory.mktemp("small_env")
+    base = write_environment(root / "base", structure, art, RenderSettings(params.model_image_size), progress=False)
+    variants = {}
+    for kind in SMALL_VARIANTS:
+        vs, va = make_variant(kind, structure, art, 1, params)
+        variants[kind] = write_environment(root / kind, vs, va, base.settings, progress=False)
+    return base, variants
+
+
+@pytest.fixture(scope="session")
+def small_logs(small_env: tuple[Environment, dict[str, Environment]],
+               tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Trajectory logs of the three reference policies on subtree page_1 (2 attempts per task), written
+    by `gelab eval interactive`."""
+    from gelab.cli import main
+
+    base, _ = small_env
+    root = tmp_path_factory.mktemp("small_logs")
+    logs = {}
+    for policy in ("random", "oracle", "home-then-complete"):
+        logs[policy] = root / policy / "interactive" / "trajectories.jsonl"
+        code = main(["eval", "interactive", "--policy", policy, "--env", str(base.root), "--subtree", "page_1",
+                     "--attempts", "2", "--trajectories", str(logs[policy]),
+                     "--out", str(root / policy / "interactive.json")])
+        assert code == 0
+    return logs

@@ -79,6 +79,8 @@ def test_repro_builds_every_artifact(repo: Path) -> None:
     assert sft["final_loss"] <= 0.5 * sft["first_loss"]  # SFT learns: training loss falls by at least half
     report = (repo / "reports" / "paper_comparison.md").read_text()
     assert "SFT" in report and (repo / "reports" / "pass_at_k_by_path.png").is_file()
+    assert (repo / "reports" / "site" / "index.html").is_file()  # the viewer (stage view)
+    assert "](cases/case_1.png)" in report and (repo / "reports" / "cases" / "case_1.png").is_file()
 
 
 def test_second_repro_does_nothing(repo: Path) -> None:

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gelab.cli.train",
     "gelab.cli.eval",
     "gelab.cli.report",
+    "gelab.cli.view",
 ]
 
 

@@ -2,5 +2,6 @@
 
 Modules, one job each: ``schema`` (what a metrics file may hold), ``collect`` (read and check the
 metrics tree), ``targets`` (the paper's numbers), ``tables`` (Markdown), ``curves`` (training-curve
-files), ``plots`` (PNGs), ``paper_ref`` (the ``paper-targets`` git branch for ``dvc metrics diff``).
+files), ``plots`` (PNGs), ``paper_ref`` (the ``paper-targets`` git branch for ``dvc metrics diff``),
+``viewer`` (the static site and case-study figures of ``gelab view``).
 """
