@@ -6,9 +6,12 @@ Every stage (``sft``, ``st_rl``, ``mt_rl``) writes one folder ``OUT`` (a DVC out
     OUT/params.json       the resolved params of the run
     OUT/train.jsonl       the training rows actually used (a seeded subset when max_samples > 0)
     OUT/run/              ms-swift's output_dir: checkpoint-N/ with ZeRO-3 shards (global_stepN/)
-                          and consolidated weights, logging.jsonl
-    OUT/final/            consolidated weights of the last checkpoint: model.safetensors, config,
-                          tokenizer, processor -- what the next stage and the evaluation load
+                          and the weights ms-swift saved, logging.jsonl -- resume state, kept on
+                          disk but never cached by DVC
+    OUT/final/            the weights of the last checkpoint as ms-swift saved them (one
+                          model.safetensors, or its shards and model.safetensors.index.json, in the
+                          training dtype), config, tokenizer, processor -- what the next stage and
+                          the evaluation load, and the stage's cached DVC output
 
 Resume: if ``OUT/run`` holds checkpoints written by the same command line (fingerprint), the run
 continues from the last one (``--resume_from_checkpoint``); otherwise it starts fresh.
@@ -60,10 +63,12 @@ OFFLINE_ENV = {  # never wait on model hubs: everything is a local path
     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "USE_HF": "1",
     "MODELSCOPE_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DISABLE_TELEMETRY": "1",
 }
-FINAL_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+FINAL_FILES = ("config.json", "generation_config.json", "tokenizer.json",  # besides the weights
                "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
                "video_preprocessor_config.json", "chat_template.jinja", "chat_template.json",
                "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json")
+WEIGHTS = "model.safetensors"  # save_pretrained's one file ...
+WEIGHTS_INDEX = "model.safetensors.index.json"  # ... or its shards (ms-swift: --max_shard_size, 5GB)
 PLUGIN = Path(__file__).with_name("swift_plugin.py")
 CPU_RANKS_PLUGIN = Path(__file__).with_name("swift_cpu_ranks.py")
 
@@ -262,13 +267,38 @@ def fingerprint(command: list[str], rows: bytes, init_digest: str) -> str:
     return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0").encode() + rows).hexdigest()
 
 
-def consolidate(checkpoint: Path, final: Path) -> None:
-    """Copy the consolidated weights + configs of ``checkpoint`` to ``final`` (ZeRO shards -> fp32 if needed)."""
+def saved_weights(checkpoint: Path) -> list[str] | None:
+    """The weight files ms-swift saved into ``checkpoint``, or None when they are missing or incomplete.
+
+    One ``model.safetensors``, or ``model.safetensors.index.json`` with every shard its ``weight_map``
+    names (a large model is saved in shards of ``--max_shard_size``).
+    """
+    index = checkpoint / WEIGHTS_INDEX
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError):
+            return None
+        if shards and all((checkpoint / s).is_file() for s in shards):
+            return [WEIGHTS_INDEX, *shards]
+        return None
+    return [WEIGHTS] if (checkpoint / WEIGHTS).is_file() else None
+
+
+def consolidate(checkpoint: Path, final: Path) -> str:
+    """Copy ``checkpoint``'s weights and configs to ``final``; returns how the weights were obtained.
+
+    ms-swift gathers the ZeRO-3 partitions when it saves a checkpoint and writes the weights in the
+    training dtype (bf16 in the paper profile), sharded when large; those files are copied as they
+    are ("copied"). Only when they are missing is DeepSpeed's ``zero_to_fp32`` run on the ZeRO shards
+    ("zero_to_fp32", float32, twice the size in bf16 training).
+    """
+    weights = saved_weights(checkpoint)
     with atomic_directory(final) as tmp:
-        for name in FINAL_FILES:
+        for name in (*FINAL_FILES, *(weights or ())):
             if (checkpoint / name).exists():
                 shutil.copy2(checkpoint / name, tmp / name)
-        if not (tmp / "model.safetensors").exists():
+        if weights is None:
             from deepspeed.utils.zero_to_fp32 import (
                 convert_zero_checkpoint_to_fp32_state_dict,
             )
@@ -276,6 +306,7 @@ def consolidate(checkpoint: Path, final: Path) -> None:
             convert_zero_checkpoint_to_fp32_state_dict(str(checkpoint), str(tmp), safe_serialization=True)
         for f in tmp.iterdir():
             f.chmod(0o644)
+    return "copied" if weights is not None else "zero_to_fp32"
 
 
 def _num(value: Any) -> Any:
@@ -428,7 +459,8 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
             raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
         atomic_write_json(run_dir / FINISHED, {"fingerprint": stamp, "checkpoint": done[-1].name,
                                                "wall_time_s": round(wall, 1)})
-    consolidate(done[-1], out / "final")
+    how = consolidate(done[-1], out / "final")
+    print(f"gelab train {stage}: {out / 'final'} <- {done[-1].name} ({how})", flush=True)
 
     log = read_log(run_dir)
     steps = step_rows(log)
