@@ -81,6 +81,18 @@ def test_repro_builds_every_artifact(repo: Path) -> None:
     assert "SFT" in report and (repo / "reports" / "pass_at_k_by_path.png").is_file()
 
 
+def test_training_stages_cache_the_model_and_keep_the_resume_state_on_disk(repo: Path) -> None:
+    import yaml
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage, upstream in (("sft", None), ("st_rl", "sft"), ("mt_rl", "st_rl")):
+        outs = {o["path"] for o in lock[stage]["outs"]}
+        assert f"build/checkpoints/{stage}/final" in outs and not any("/run" in o for o in outs)
+        assert list((repo / "build" / "checkpoints" / stage / "run").glob("checkpoint-*/global_step*"))
+        if upstream:
+            assert f"build/checkpoints/{upstream}/final" in {d["path"] for d in lock[stage]["deps"]}
+
+
 def test_second_repro_does_nothing(repo: Path) -> None:
     out = dvc(repo, "repro")
     assert "Running stage" not in out
