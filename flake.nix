@@ -47,6 +47,8 @@
           echo "$stamp" > .venv/.gelab-lock
         fi
         source .venv/bin/activate
+        # data/emoji (tracked by data.dvc): this shell's font and emoji list, unless already there
+        gelab env inputs --out data/emoji > /dev/null
       '';
 
       # flash-attn is built from source against the lock's torch (requirements-gpu-flash-attn.txt):

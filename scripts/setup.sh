@@ -28,4 +28,7 @@ pip_quiet() { .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location 
 pip_quiet install -q --upgrade pip
 pip_quiet install -q -r "$lock"
 pip_quiet install -q --no-deps -e .
+# The pipeline's external inputs (data/, tracked by data.dvc): the font and emoji list the pages are
+# drawn with, copied from the system unless data/emoji is already there (e.g. from `dvc pull`).
+.venv/bin/gelab env inputs --out data/emoji
 echo "gelab installed in .venv ($(.venv/bin/python --version), $lock)"
