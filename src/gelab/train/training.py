@@ -480,14 +480,15 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
         if not primary:
             return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": wall}
     else:
-        atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
-        atomic_write_bytes(out / "train.jsonl", rows_bytes)
-        atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
-                                                "model": asdict(tp.model), "launch": asdict(tp.launch),
-                                                stage: asdict(p)})
+        atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")  # the same on every node
+        atomic_write_bytes(out / "train.jsonl", rows_bytes)  # every node's ms-swift reads it
         full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
-        atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
+        if primary:  # the run record (a DVC output): node 0's, whatever order the nodes start in
+            atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
+                                                    "model": asdict(tp.model), "launch": asdict(tp.launch),
+                                                    stage: asdict(p)})
+            exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
+            atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
         if done:
             print(f"gelab train {stage}: resuming from {done[-1]}", flush=True)
 
