@@ -123,10 +123,6 @@ def read_pins(text: str) -> dict[str, Pin]:
     return pins
 
 
-def header(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if line.startswith("#")]
-
-
 # --- what the registry has ------------------------------------------------------------------------
 
 
@@ -344,7 +340,8 @@ def consistency(pins: dict[str, Pin], installs: dict[str, dict], flash_attn: Pin
             continue
         wanted = pinned_by(item, child)
         if wanted is not None and wanted != version(child):
-            problems.append(f"{parent}=={version(parent)} needs {child}=={wanted}, the lock has {child}=={version(child)}")
+            problems.append(f"{parent}=={version(parent)} needs {child}=={wanted}, "
+                            f"the lock has {child}=={version(child)}")
     for key, item in installs.items():  # a dependency pip had to add: the lock is not closed
         if key not in pins:
             problems.append(f"{item['metadata']['name']}=={item['metadata']['version']} is needed but not in the lock")
