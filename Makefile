@@ -1,12 +1,25 @@
 # The two set-up commands of the README: `make repro` (install + the whole pipeline on the
-# embedded default) and `make test` (install + the test suite).
+# embedded default) and `make test` (install + the test suite). The paper profile's GPU machine:
+# `make setup-gpu` (requirements-gpu.lock) and `make flash-attn` (REPRODUCE.md §1).
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup repro test bench lock paper-diff
+.PHONY: setup setup-gpu flash-attn repro test bench lock lock-gpu paper-diff
 
 setup:
 	bash scripts/setup.sh
+
+setup-gpu:  # Linux x86-64 with CUDA 13 (glibc >= 2.35, Python 3.11): the hash-checked GPU lock
+	bash scripts/setup.sh --gpu
+
+# flash-attn from source against the installed torch (no official wheel for torch 2.11 + CUDA 13):
+# nvcc of CUDA 13 from CUDA_HOME (`nix develop` sets it); sm_80 + sm_90 (A100/A800/H100/H200).
+FLASH_ATTN_CUDA_ARCHS ?= 80;90
+MAX_JOBS ?= 8
+flash-attn:
+	FLASH_ATTENTION_FORCE_BUILD=TRUE FLASH_ATTN_CUDA_ARCHS="$(FLASH_ATTN_CUDA_ARCHS)" MAX_JOBS=$(MAX_JOBS) \
+	  python -m pip install --no-build-isolation --no-deps -r requirements-gpu-flash-attn.txt
+	python -c "import flash_attn; print('flash-attn', flash_attn.__version__, 'loads')"
 
 repro: setup
 	dvc repro
@@ -24,3 +37,7 @@ paper-diff:  # this run against the paper's numbers (REPRODUCE.md §7)
 lock:  # the header line records the Python version (flake.nix's pin is checked against it)
 	{ python -c 'import sys; print("# python %d.%d" % sys.version_info[:2])'; \
 	  python -m pip freeze --exclude-editable | grep -v '^gelab'; } > requirements.lock
+
+lock-gpu:  # resolve requirements-gpu.in for Linux x86-64 / Python 3.11 (no GPU needed), with hashes
+	python scripts/gpu_lock.py lock
+	python scripts/gpu_lock.py check

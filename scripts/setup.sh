@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install gelab into ./.venv on a Debian-like machine: system packages (icon font, emoji list),
 # then the pinned Python lock, then the package itself. Safe to run again.
+#   scripts/setup.sh          requirements.lock      (embedded default, CPU)
+#   scripts/setup.sh --gpu    requirements-gpu.lock  (paper profile: Linux x86-64, CUDA 13; then `make flash-attn`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+lock=requirements.lock
+[[ ${1:-} == --gpu ]] && lock=requirements-gpu.lock
 
 need_apt=()
 # GELAB_EMOJI_FONT / GELAB_EMOJI_TEST (set by `nix develop`) point at files installed another way.
@@ -22,6 +26,9 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # pip, without the warnings some machines print for every missing local package index
 pip_quiet() { .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }; }
 pip_quiet install -q --upgrade pip
-pip_quiet install -q -r requirements.lock
+pip_quiet install -q -r "$lock"
 pip_quiet install -q --no-deps -e .
-echo "gelab installed in .venv ($(.venv/bin/python --version))"
+# The pipeline's external inputs (data/, tracked by data.dvc): the font and emoji list the pages are
+# drawn with, copied from the system unless data/emoji is already there (e.g. from `dvc pull`).
+.venv/bin/gelab env inputs --out data/emoji
+echo "gelab installed in .venv ($(.venv/bin/python --version), $lock)"

@@ -24,6 +24,7 @@ from evalkit import (
 )
 
 from gelab import format as fmt
+from gelab.errors import GelabError
 from gelab.eval.backends import Request, Sampling
 from gelab.eval.interactive import interactive_metrics, run_episodes
 from gelab.eval.policies import ModelPolicy
@@ -187,8 +188,8 @@ def test_vllm_backend_without_vllm_says_how_to_install(tiny_model: Path, monkeyp
     from gelab.eval.backends.vllm import VLLMBackend
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
-    with pytest.raises(ImportError, match=r"gelab\[gpu\]"):
-        VLLMBackend(tiny_model)
+    with pytest.raises(GelabError, match=r"needs the vllm package .*pip install -r requirements-gpu\.lock"):
+        VLLMBackend(tiny_model)  # a one-line CLI error naming the package and the command
 
 
 @pytest.mark.slow

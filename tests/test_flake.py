@@ -1,4 +1,7 @@
-"""flake.nix parses, pins nixpkgs by full commit, and agrees with requirements.lock.
+"""flake.nix parses, pins nixpkgs by full commit, and agrees with the locks it installs.
+
+The default shell (paper profile, GPU) installs requirements-gpu.lock, ``.#cpu`` (embedded default)
+installs requirements.lock; both locks are for the flake's Python and CUDA major.
 
 Needs ``nix-instantiate`` (Debian package nix-bin; .ci/run installs it). The flake's outputs are
 evaluated against tests/nix/stub-nixpkgs, so nothing is downloaded.
@@ -28,19 +31,22 @@ def nix_eval(expr: str) -> object:
     return json.loads(proc.stdout)
 
 
-def lock_python() -> str:
-    first = (REPO / "requirements.lock").read_text().splitlines()[0]
+LOCKS = ("requirements.lock", "requirements-gpu.lock")
+
+
+def lock_python(name: str) -> str:
+    first = (REPO / name).read_text().splitlines()[0]
     match = re.fullmatch(r"# python (\d+)\.(\d+)", first)
-    assert match, f"requirements.lock: first line {first!r} is not '# python X.Y' (make lock writes it)"
+    assert match, f"{name}: first line {first!r} is not '# python X.Y' (make lock / make lock-gpu writes it)"
     return f"{match[1]}.{match[2]}"
 
 
-def lock_cuda_major() -> int:
-    """The CUDA major of the torch wheels: the -cuNN suffixes and nvidia-cuda-runtime's version agree."""
-    lock = (REPO / "requirements.lock").read_text()
+def lock_cuda_major(name: str) -> int:
+    """The CUDA major of the torch wheels: the -cuNN suffixes, nvidia-cuda-runtime and cuda-toolkit agree."""
+    lock = (REPO / name).read_text()
     majors = {int(m) for m in re.findall(r"^nvidia-[\w-]+-cu(\d+)==", lock, re.M)}
-    majors |= {int(m) for m in re.findall(r"^nvidia-cuda-runtime(?:-cu\d+)?==(\d+)\.", lock, re.M)}
-    assert len(majors) == 1, f"requirements.lock: no single CUDA major in the nvidia-* pins ({majors})"
+    majors |= {int(m) for m in re.findall(r"^(?:nvidia-cuda-runtime(?:-cu\d+)?|cuda-toolkit)==(\d+)\.", lock, re.M)}
+    assert len(majors) == 1, f"{name}: no single CUDA major in the nvidia-* pins ({majors})"
     return majors.pop()
 
 
@@ -59,10 +65,11 @@ def test_nixpkgs_is_pinned_to_a_full_commit():
         assert json.loads(lock.read_text())["nodes"]["nixpkgs"]["locked"]["rev"] == match[1]
 
 
-def test_pins_agree_with_the_python_lock():
+@pytest.mark.parametrize("lock", LOCKS)
+def test_pins_agree_with_the_python_locks(lock):
     pins = nix_eval("import ./nix/pins.nix")
-    assert pins["python"] == "python" + lock_python().replace(".", "")
-    assert pins["cudaPackages"] == f"cudaPackages_{lock_cuda_major()}"
+    assert pins["python"] == "python" + lock_python(lock).replace(".", "")
+    assert pins["cudaPackages"] == f"cudaPackages_{lock_cuda_major(lock)}"
 
 
 def _shells() -> dict:
@@ -72,7 +79,7 @@ def _shells() -> dict:
     return nix_eval(expr)  # type: ignore[return-value]
 
 
-def test_default_shell_has_the_pinned_toolchain_and_installs_the_lock():
+def test_default_shell_has_the_pinned_toolchain_and_installs_the_gpu_lock():
     pins = nix_eval("import ./nix/pins.nix")
     shells = _shells()
     default = shells["default"]
@@ -80,12 +87,13 @@ def test_default_shell_has_the_pinned_toolchain_and_installs_the_lock():
     for name in (pins["python"], f"{cuda}.cudatoolkit", f"{cuda}.nccl", "git", "noto-fonts-color-emoji"):
         assert name in default["packages"]
     assert not any(p.startswith("cudaPackages") for p in shells["cpu"]["packages"])
-    for shell in shells.values():
-        hook = shell["shellHook"]
+    for shell, lock in (("default", "requirements-gpu.lock"), ("cpu", "requirements.lock")):
+        hook = shells[shell]["shellHook"]
         assert f"/stub/{pins['python']}/bin/python -m venv .venv" in hook
-        assert "pip install -q -r requirements.lock" in hook
+        assert f"pip install -q -r {lock}\n" in hook and f"cat {lock} pyproject.toml" in hook
         assert "GELAB_EMOJI_FONT=/stub/noto-fonts-color-emoji/" in hook
         assert pins["emojiTest"]["hash"] in hook
+    assert "make flash-attn" in default["shellHook"] and "flash" not in shells["cpu"]["shellHook"]
 
 
 def test_requirements_lock_pins_dvc_for_the_shell():

@@ -1,8 +1,9 @@
 """The whole embedded-default pipeline on a fresh copy of the repository, run once for this module.
 
 `dvc repro` builds the environment, datasets, tiny model, three training stages, evaluation and
-reports without a remote; a second `dvc repro` does nothing; every cached artifact survives a
-push to a local-directory remote, a wipe of outputs and cache, and a pull, byte for byte.
+reports without a remote (the external inputs in data/ come from `gelab env inputs`); a second
+`dvc repro` does nothing; every cached artifact (data/ included) survives a push to a
+local-directory remote, a wipe of outputs and cache, and a pull, byte for byte.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f.unlink()
         for f in (repo / stale).rglob("*.csv"):
             f.unlink()
+    shutil.rmtree(repo / "reports", ignore_errors=True)
+    sh(repo, sys.executable, "-m", "gelab.cli", "env", "inputs", "--out", "data/emoji")  # data.dvc's inputs
     dvc(repo, "repro")
     return repo
 
@@ -81,6 +84,18 @@ def test_repro_builds_every_artifact(repo: Path) -> None:
     assert "SFT" in report and (repo / "reports" / "pass_at_k_by_path.png").is_file()
     assert (repo / "reports" / "site" / "index.html").is_file()  # the viewer (stage view)
     assert "](cases/case_1.png)" in report and (repo / "reports" / "cases" / "case_1.png").is_file()
+
+
+def test_training_stages_cache_the_model_and_keep_the_resume_state_on_disk(repo: Path) -> None:
+    import yaml
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage, upstream in (("sft", None), ("st_rl", "sft"), ("mt_rl", "st_rl")):
+        outs = {o["path"] for o in lock[stage]["outs"]}
+        assert f"build/checkpoints/{stage}/final" in outs and not any("/run" in o for o in outs)
+        assert list((repo / "build" / "checkpoints" / stage / "run").glob("checkpoint-*/global_step*"))
+        if upstream:
+            assert f"build/checkpoints/{upstream}/final" in {d["path"] for d in lock[stage]["deps"]}
 
 
 def test_second_repro_does_nothing(repo: Path) -> None:
@@ -108,9 +123,10 @@ def digests(paths: list[Path], root: Path) -> dict[str, str]:
 def test_push_wipe_pull_round_trip(repo: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     outs = cached_outputs(repo)
-    assert {p.relative_to(repo).as_posix() for p in outs} >= {
-        "build/env/base", "build/data", "build/models/tiny", "build/checkpoints/sft", "build/checkpoints/mt_rl",
-        "reports"}
+    cached = {p.relative_to(repo).as_posix() for p in outs}
+    assert cached >= {"data", "build/env/base", "build/data", "build/models/tiny", "build/checkpoints/sft/final",
+                      "build/checkpoints/mt_rl/final", "build/checkpoints/sft/command.sh"}
+    assert not any(p.startswith(("build/checkpoints/sft/run", "reports")) for p in cached)  # on disk / in git
     before = digests(outs, repo)
 
     dvc(repo, "remote", "add", "-d", "team", str(remote))

@@ -146,3 +146,78 @@ def test_sft_on_two_cpu_ranks_shards_zero3_over_both(data_dir: Path, tiny: Path,
     command = (out / "command.sh").read_text()
     assert "export NPROC_PER_NODE=2" in command and "--use_cpu true" in command and "swift_cpu_ranks.py" in command
     assert (out / "final" / "model.safetensors").exists()
+
+
+def _node(tp: TrainParams, init: str, out: str, metrics: str, env: dict[str, str], results) -> None:  # noqa: ANN001
+    """One node of a multi-node launch (a spawned process): its own NODE_RANK, the shared output folder."""
+    import os
+
+    os.environ.update(env)
+    try:
+        results.put((env["NODE_RANK"], run_stage(tp, "sft", init, out, metrics)))
+    except BaseException as exc:  # report, never hang the other node's wait
+        results.put((env["NODE_RANK"], repr(exc)))
+        raise
+
+
+def test_sft_as_two_nodes_on_loopback(data_dir: Path, tiny: Path, workdir: Path) -> None:
+    """NNODES=2, one CPU process each, rendezvous on 127.0.0.1, one shared folder (as on a shared filesystem).
+
+    Both ranks write their ZeRO-3 shard; only node 0 records the end of the run, consolidates and writes
+    the metrics and the run record. Checkpoints are saved in shards (--max_shard_size 10MB), so final/
+    is ms-swift's sharded save with its index.
+    """
+    import multiprocessing
+    import time
+
+    from gelab.train.training import WEIGHTS_INDEX, free_port
+
+    tp = _params(data_dir, tiny, max_samples=16, max_steps=-1, save_steps=100, grad_accum=2,
+                 extra_args=["--gradient_checkpointing", "false", "--max_shard_size", "10MB"])
+    tp = replace(tp, launch=replace(tp.launch, extra_env={"OMP_NUM_THREADS": "1"}))
+    out, port = workdir / "sft_two_nodes", str(free_port())
+    topology = {"NNODES": "2", "NPROC_PER_NODE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    nodes = []
+    for rank in ("0", "1"):
+        env = {**topology, "NODE_RANK": rank}
+        proc = ctx.Process(target=_node, args=(tp, str(tiny), str(out), str(workdir / f"metrics_node{rank}"),
+                                               env, results))
+        proc.start()
+        nodes.append(proc)
+        if rank == "0":  # node 1 joins once node 0 has claimed the folder (REPRODUCE.md §4)
+            deadline = time.monotonic() + 120
+            while not (out / "run" / "gelab_fingerprint").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+    summaries = dict(results.get(timeout=1200) for _ in nodes)
+    for proc in nodes:
+        proc.join(timeout=60)
+    assert [p.exitcode for p in nodes] == [0, 0], summaries
+
+    last = checkpoints(out / "run")[-1]
+    step = summaries["0"]["steps"]
+    shards = sorted(p.name for p in (last / f"global_step{step}").glob("zero_pp_rank_*_model_states.pt"))
+    assert shards == ["zero_pp_rank_0_mp_rank_00_model_states.pt", "zero_pp_rank_1_mp_rank_00_model_states.pt"]
+    state = json.loads((last / "trainer_state.json").read_text())
+    assert (state["global_step"], state["epoch"]) == (2, 1.0)  # 16 rows / (2 x 2 x 2 nodes)
+
+    assert set(summaries["1"]) == {"stage", "node_rank", "wall_time_s"} and summaries["1"]["node_rank"] == 1
+    assert not (workdir / "metrics_node1").exists()  # node 1 only trains
+    assert json.loads((workdir / "metrics_node0" / "sft.json").read_text())["checkpoint"] == last.name
+    assert json.loads((out / "run" / "gelab_finished.json").read_text())["checkpoint"] == last.name
+    command = (out / "command.sh").read_text()
+    assert "export NNODES=2" in command and "export NODE_RANK=0" in command and "--use_cpu true" in command
+
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    final = out / "final"
+    index = json.loads((final / WEIGHTS_INDEX).read_text())
+    names = sorted(set(index["weight_map"].values()))
+    assert len(names) >= 2 and not (final / "model.safetensors").exists()  # ms-swift's shards, as saved
+    assert all((final / n).read_bytes() == (last / n).read_bytes() for n in names)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(final, dtype=torch.float32)
+    base = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny, dtype=torch.float32)
+    trained = dict(model.named_parameters())
+    assert any(not torch.equal(p, trained[n]) for n, p in base.named_parameters() if "language_model" in n)

@@ -113,3 +113,78 @@ def test_one_node_runs_pick_a_free_port_unless_told() -> None:
     assert told["MASTER_PORT"] == "29999"
     paper = launch_env(TrainParams.load(PAPER).launch, 200704, base={"PATH": "/bin", "MASTER_ADDR": "10.0.0.1"})
     assert paper["MASTER_PORT"] == "29500"  # several nodes must agree on the configured port
+
+
+def _paper_stage_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The paper profile with its starting weights and data present, and `swift` refusing to start."""
+    import dataclasses
+    import json
+    import sys
+
+    from gelab.train import training
+
+    init = tmp_path / "data" / "Qwen2.5-VL-7B-Instruct"
+    init.mkdir(parents=True)
+    (init / "config.json").write_text("{}")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    tp = TrainParams.load(PAPER)
+    tp = dataclasses.replace(tp, sft=dataclasses.replace(tp.sft, dataset=str(rows)),
+                             st_rl=dataclasses.replace(tp.st_rl, dataset=str(rows)))
+
+    def no_training(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("training started although a GPU package is missing")
+
+    monkeypatch.setattr(training.subprocess, "run", no_training)
+    for module in ("flash_attn", "vllm"):  # absent, whatever this machine has installed
+        monkeypatch.setitem(sys.modules, module, None)
+    return tp, init
+
+
+@pytest.mark.parametrize("stage", ["sft", "st_rl"])
+def test_paper_profile_without_gpu_packages_stops_before_training(stage: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from gelab.errors import GelabError
+    from gelab.train.training import run_stage
+
+    tp, init = _paper_stage_inputs(tmp_path, monkeypatch)
+    out = tmp_path / stage
+    with pytest.raises(GelabError) as err:
+        run_stage(tp, stage, str(init), out, tmp_path / "metrics")
+    message = str(err.value)
+    assert "launch.attn_impl is flash_attn but the flash-attn package is not installed" in message
+    assert "make flash-attn" in message and "requirements-gpu-flash-attn.txt" in message
+    if stage == "st_rl":  # rollouts through vLLM: the GPU lock
+        assert "st_rl.use_vllm is true but the vllm package is not installed" in message
+        assert "pip install -r requirements-gpu.lock" in message
+    else:
+        assert "vllm" not in message
+    assert not out.exists()  # nothing written, nothing launched
+
+
+def test_a_flash_attn_that_does_not_load_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed but built against another torch: the import fails with undefined symbols."""
+    import sys
+
+    from gelab.train.training import TrainError, check_gpu_packages
+
+    tp = TrainParams.load(PAPER)
+    broken = tmp_path / "flash_attn"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('flash_attn_2_cuda.so: undefined symbol: _ZN3c10')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    with pytest.raises(TrainError, match=r"flash-attn package is installed but does not load .*undefined symbol"):
+        check_gpu_packages(tp, "sft")
+
+
+def test_default_profile_needs_no_gpu_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from gelab.train.training import check_gpu_packages
+
+    for module in ("flash_attn", "vllm"):
+        monkeypatch.setitem(sys.modules, module, None)
+    tp = TrainParams.load(DEFAULT)
+    for stage in STAGES:
+        check_gpu_packages(tp, stage)  # sdpa, PyTorch rollouts: nothing to check

@@ -1,4 +1,4 @@
-"""``gelab env generate | variant | import | export``: build and convert environment folders."""
+"""``gelab env generate | variant | import | export | inputs``: build and convert environment folders."""
 
 from __future__ import annotations
 
@@ -23,9 +23,33 @@ def _env_params(args: argparse.Namespace) -> EnvParams:
     return replace(params, "command line: env", **overrides)
 
 
+def _use_inputs(args: argparse.Namespace) -> None:
+    if getattr(args, "inputs", None):
+        from gelab.env import icons
+
+        icons.use_inputs(args.inputs)
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    """Copy this machine's font and emoji list into ``--out`` (the pipeline's data/emoji), unless there."""
+    from gelab.env import icons
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, source in icons.source_files().items():
+        dest = out / name
+        if dest.exists() and not args.force:
+            print(f"kept {dest}")
+            continue
+        shutil.copyfile(source, dest)
+        print(f"{source} -> {dest}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from gelab.env.generate import generate
 
+    _use_inputs(args)
     params = _env_params(args)
     structure, art = generate(params)
     settings = RenderSettings(params.model_image_size, tuple(params.title_box))  # type: ignore[arg-type]
@@ -38,6 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_variant(args: argparse.Namespace) -> int:
     from gelab.env.variants import make_variant
 
+    _use_inputs(args)
     env_params = load_section(args.params, "env", EnvParams) if args.params else EnvParams()
     vparams = load_section(args.params, "variants", VariantParams) if args.params else VariantParams()
     seed = vparams.seed if args.seed is None else args.seed
@@ -52,6 +77,7 @@ def cmd_variant(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from gelab.env.generate import assign_art
 
+    _use_inputs(args)
     structure = load_structure(args.file)
     names = sorted({e.name for p in structure.pages.values() for e in p.elements if e.type != "system"})
     art = assign_art(names, seed=args.seed)
@@ -80,6 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, help="override env.seed")
     gen.add_argument("--branching", help="override env.branching, e.g. 5,3,2,2,1,1")
     gen.add_argument("--model-image-size", type=int, help="override env.model_image_size")
+    gen.add_argument("--inputs", help="folder with the font and emoji list to draw with (the pipeline: data/emoji); "
+                     "default: the system's (GELAB_EMOJI_FONT, GELAB_EMOJI_TEST)")
     gen.set_defaults(func=cmd_generate)
 
     var = env_sub.add_parser("variant", help="build an OOD variant (image, name, position, noise)")
@@ -89,6 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     var.add_argument("--params", help="params.yaml (sections 'env' and 'variants')")
     var.add_argument("--seed", type=int, help="override variants.seed")
     var.add_argument("--noise-icons", type=int, help="override variants.noise_icons")
+    var.add_argument("--inputs", help="folder with the font and emoji list to draw with (the pipeline: data/emoji); "
+                     "default: the system's (GELAB_EMOJI_FONT, GELAB_EMOJI_TEST)")
     var.set_defaults(func=cmd_variant)
 
     imp = env_sub.add_parser("import", help="render a released ui_structure.json with gelab's icons")
@@ -97,7 +127,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--seed", type=int, default=0, help="seed of the name -> art assignment")
     imp.add_argument("--model-image-size", type=int, default=448)
     imp.add_argument("--workers", type=int, default=2)
+    imp.add_argument("--inputs", help="folder with the font and emoji list to draw with (the pipeline: data/emoji); "
+                     "default: the system's (GELAB_EMOJI_FONT, GELAB_EMOJI_TEST)")
     imp.set_defaults(func=cmd_import)
+
+    inp = env_sub.add_parser("inputs", help="copy this machine's icon font and emoji list into a folder "
+                             "(the pipeline's data/emoji, tracked by data.dvc)")
+    inp.add_argument("--out", default="data/emoji", help="folder to fill (default: data/emoji)")
+    inp.add_argument("--force", action="store_true", help="overwrite files already there")
+    inp.set_defaults(func=cmd_inputs)
 
     exp = env_sub.add_parser("export", help="write an environment's ui_structure.json (released schema)")
     exp.add_argument("env", help="environment folder")

@@ -10,7 +10,9 @@ Source and licence
   without a text-shaping engine); the ``Component`` group and the ``arrow`` subgroup are left out
   (arrows would look like the ``back`` button). About 1,300 icons in about 90 categories.
 
-The paths can be overridden with ``GELAB_EMOJI_FONT`` and ``GELAB_EMOJI_TEST``.
+The paths can be overridden with ``GELAB_EMOJI_FONT`` and ``GELAB_EMOJI_TEST``. The pipeline draws
+from its own copies in ``data/emoji`` (tracked by ``data.dvc``, filled from these paths by
+``gelab env inputs``), so a different font or emoji list shows in ``dvc status``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,27 @@ def _path(env: str, default: str) -> Path:
     if not path.is_file():
         raise IconLibraryMissing(f"{path} not found ({env}); {INSTALL_HINT}")
     return path
+
+
+FONT_FILE = "NotoColorEmoji.ttf"  # file names in an inputs folder such as data/emoji
+TEST_FILE = "emoji-test.txt"
+
+
+def source_files() -> dict[str, Path]:
+    """The font and the emoji list in use (``GELAB_EMOJI_*`` or the Debian paths), by inputs-folder name."""
+    return {FONT_FILE: _path("GELAB_EMOJI_FONT", EMOJI_FONT), TEST_FILE: _path("GELAB_EMOJI_TEST", EMOJI_TEST)}
+
+
+def use_inputs(folder: str | Path) -> None:
+    """Draw with the font and emoji list of ``folder`` (rendering workers inherit the choice)."""
+    folder = Path(folder)
+    for env, name in (("GELAB_EMOJI_FONT", FONT_FILE), ("GELAB_EMOJI_TEST", TEST_FILE)):
+        if not (folder / name).is_file():
+            raise IconLibraryMissing(f"{folder / name} not found: fill {folder} with `gelab env inputs --out {folder}`")
+        os.environ[env] = str((folder / name).resolve())
+    load_library.cache_clear()
+    _font.cache_clear()
+    glyph.cache_clear()
 
 
 def category_name(subgroup: str) -> str:

@@ -6,9 +6,12 @@ Every stage (``sft``, ``st_rl``, ``mt_rl``) writes one folder ``OUT`` (a DVC out
     OUT/params.json       the resolved params of the run
     OUT/train.jsonl       the training rows actually used (a seeded subset when max_samples > 0)
     OUT/run/              ms-swift's output_dir: checkpoint-N/ with ZeRO-3 shards (global_stepN/)
-                          and consolidated weights, logging.jsonl
-    OUT/final/            consolidated weights of the last checkpoint: model.safetensors, config,
-                          tokenizer, processor -- what the next stage and the evaluation load
+                          and the weights ms-swift saved, logging.jsonl -- resume state, kept on
+                          disk but never cached by DVC
+    OUT/final/            the weights of the last checkpoint as ms-swift saved them (one
+                          model.safetensors, or its shards and model.safetensors.index.json, in the
+                          training dtype), config, tokenizer, processor -- what the next stage and
+                          the evaluation load, and the stage's cached DVC output
 
 Resume: if ``OUT/run`` holds checkpoints written by the same command line (fingerprint), the run
 continues from the last one (``--resume_from_checkpoint``); otherwise it starts fresh.
@@ -62,10 +65,12 @@ OFFLINE_ENV = {  # never wait on model hubs: everything is a local path
     "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "USE_HF": "1",
     "MODELSCOPE_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DISABLE_TELEMETRY": "1",
 }
-FINAL_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+FINAL_FILES = ("config.json", "generation_config.json", "tokenizer.json",  # besides the weights
                "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
                "video_preprocessor_config.json", "chat_template.jinja", "chat_template.json",
                "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json")
+WEIGHTS = "model.safetensors"  # save_pretrained's one file ...
+WEIGHTS_INDEX = "model.safetensors.index.json"  # ... or its shards (ms-swift: --max_shard_size, 5GB)
 PLUGIN = Path(__file__).with_name("swift_plugin.py")
 CPU_RANKS_PLUGIN = Path(__file__).with_name("swift_cpu_ranks.py")
 
@@ -266,13 +271,38 @@ def fingerprint(command: list[str], rows: bytes, init_digest: str) -> str:
     return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0").encode() + rows).hexdigest()
 
 
-def consolidate(checkpoint: Path, final: Path) -> None:
-    """Copy the consolidated weights + configs of ``checkpoint`` to ``final`` (ZeRO shards -> fp32 if needed)."""
+def saved_weights(checkpoint: Path) -> list[str] | None:
+    """The weight files ms-swift saved into ``checkpoint``, or None when they are missing or incomplete.
+
+    One ``model.safetensors``, or ``model.safetensors.index.json`` with every shard its ``weight_map``
+    names (a large model is saved in shards of ``--max_shard_size``).
+    """
+    index = checkpoint / WEIGHTS_INDEX
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError):
+            return None
+        if shards and all((checkpoint / s).is_file() for s in shards):
+            return [WEIGHTS_INDEX, *shards]
+        return None
+    return [WEIGHTS] if (checkpoint / WEIGHTS).is_file() else None
+
+
+def consolidate(checkpoint: Path, final: Path) -> str:
+    """Copy ``checkpoint``'s weights and configs to ``final``; returns how the weights were obtained.
+
+    ms-swift gathers the ZeRO-3 partitions when it saves a checkpoint and writes the weights in the
+    training dtype (bf16 in the paper profile), sharded when large; those files are copied as they
+    are ("copied"). Only when they are missing is DeepSpeed's ``zero_to_fp32`` run on the ZeRO shards
+    ("zero_to_fp32", float32, twice the size in bf16 training).
+    """
+    weights = saved_weights(checkpoint)
     with atomic_directory(final) as tmp:
-        for name in FINAL_FILES:
+        for name in (*FINAL_FILES, *(weights or ())):
             if (checkpoint / name).exists():
                 shutil.copy2(checkpoint / name, tmp / name)
-        if not (tmp / "model.safetensors").exists():
+        if weights is None:
             from deepspeed.utils.zero_to_fp32 import (
                 convert_zero_checkpoint_to_fp32_state_dict,
             )
@@ -280,6 +310,7 @@ def consolidate(checkpoint: Path, final: Path) -> None:
             convert_zero_checkpoint_to_fp32_state_dict(str(checkpoint), str(tmp), safe_serialization=True)
         for f in tmp.iterdir():
             f.chmod(0o644)
+    return "copied" if weights is not None else "zero_to_fp32"
 
 
 def _num(value: Any) -> Any:
@@ -364,12 +395,58 @@ def finished_run(run_dir: Path, stamp: str, done: list[Path]) -> dict[str, Any] 
     return record
 
 
+GPU_LOCK_INSTALL = ("pip install -r requirements-gpu.lock (the paper profile's GPU lock; `nix develop` and "
+                    "`make setup-gpu` install it)")
+FLASH_ATTN_INSTALL = ("make flash-attn (builds the flash-attn of requirements-gpu-flash-attn.txt against the "
+                      "installed torch: pip install --no-build-isolation --no-deps -r requirements-gpu-flash-attn.txt, "
+                      "with nvcc from CUDA_HOME; REPRODUCE.md §1)")
+
+
+def _unusable(module: str, load: bool) -> str | None:
+    """Why ``module`` cannot be used (not installed, or, with ``load``, fails to import); None if it can."""
+    import importlib
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked by a None entry in sys.modules
+        found = False
+    if not found:
+        return "is not installed"
+    if load:
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError) as exc:  # e.g. built against another torch: undefined symbols
+            return f"is installed but does not load ({exc})"
+    return None
+
+
+def check_gpu_packages(tp: TrainParams, stage: str) -> None:
+    """Before anything runs: the GPU packages this stage's params ask for are installed and load.
+
+    ``launch.attn_impl: flash_attn`` needs flash-attn (imported, so a build against another torch is
+    caught here, not by the first forward pass); ``use_vllm`` (RL rollouts) needs vLLM.
+    """
+    problems = []
+    if tp.launch.attn_impl == "flash_attn":
+        why = _unusable("flash_attn", load=True)
+        if why:
+            problems.append(f"launch.attn_impl is flash_attn but the flash-attn package {why}: {FLASH_ATTN_INSTALL}")
+    p = tp.stage(stage)
+    if isinstance(p, RlParams) and p.use_vllm:
+        why = _unusable("vllm", load=False)
+        if why:
+            problems.append(f"{stage}.use_vllm is true but the vllm package {why}: {GPU_LOCK_INSTALL}")
+    if problems:
+        raise TrainError(f"{stage}: " + "; ".join(problems))
+
+
 def check_init(path: str, field: str) -> None:
     """Clear error when the starting weights are missing."""
     if (Path(path) / "config.json").exists():
         return
     hint = ("put the Qwen2.5-VL-7B-Instruct weights there (config.json, *.safetensors, tokenizer and "
-            "preprocessor files) and track them with `dvc add data` (data.dvc)"
+            "preprocessor files) and track them with `dvc add data/Qwen2.5-VL-7B-Instruct` (updates data.dvc)"
             if "Qwen2.5-VL" in path else "run the stage that produces it first (dvc repro)")
     raise TrainError(f"{field}: {path} has no config.json: {hint}")
 
@@ -379,6 +456,7 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     """Run one training stage end to end (resuming when possible); returns the summary."""
     p = tp.stage(stage)
     out, metrics_dir = Path(out), Path(metrics_dir)
+    check_gpu_packages(tp, stage)
     check_init(init, "model.base" if stage == "sft" else f"{stage} init")
     if not Path(p.dataset).exists():
         raise TrainError(f"{params_file}: {stage}.dataset: {p.dataset} does not exist (run `dvc repro data`)")
@@ -406,14 +484,15 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
         if not primary:
             return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": wall}
     else:
-        atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")
-        atomic_write_bytes(out / "train.jsonl", rows_bytes)
-        atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
-                                                "model": as_dict(tp.model), "launch": as_dict(tp.launch),
-                                                stage: as_dict(p)})
+        atomic_write_text(run_dir / "gelab_fingerprint", stamp + "\n")  # the same on every node
+        atomic_write_bytes(out / "train.jsonl", rows_bytes)  # every node's ms-swift reads it
         full = command + (["--resume_from_checkpoint", str(done[-1])] if done else [])
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
-        atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
+        if primary:  # the run record (a DVC output): node 0's, whatever order the nodes start in
+            atomic_write_json(out / "params.json", {"stage": stage, "init": init, "params_file": params_file,
+                                                    "model": as_dict(tp.model), "launch": as_dict(tp.launch),
+                                                    stage: as_dict(p)})
+            exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_for_log(env).items())
+            atomic_write_text(out / "command.sh", "#!/usr/bin/env bash\n" + exports + shlex.join(full) + "\n")
         if done:
             print(f"gelab train {stage}: resuming from {done[-1]}", flush=True)
 
@@ -432,7 +511,8 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
             raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
         atomic_write_json(run_dir / FINISHED, {"fingerprint": stamp, "checkpoint": done[-1].name,
                                                "wall_time_s": round(wall, 1)})
-    consolidate(done[-1], out / "final")
+    how = consolidate(done[-1], out / "final")
+    print(f"gelab train {stage}: {out / 'final'} <- {done[-1].name} ({how})", flush=True)
 
     log = read_log(run_dir)
     steps = step_rows(log)

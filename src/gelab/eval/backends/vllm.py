@@ -11,8 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from gelab.errors import GelabError
 from gelab.eval.backends import Request, Sampling
 from gelab.eval.backends.hf import DEFAULT_MAX_PIXELS, _image
+
+INSTALL = ("pip install -r requirements-gpu.lock (the paper profile's GPU lock: vLLM 0.23.0 with torch 2.11.0; "
+           "`nix develop` and `make setup-gpu` install it)")
+
+
+class VLLMMissing(GelabError, ImportError):
+    """The vllm backend was chosen but vLLM is not installed (it is GPU-only)."""
 
 
 class VLLMBackend:
@@ -24,7 +32,7 @@ class VLLMBackend:
             from transformers import AutoProcessor
             from vllm import LLM
         except ImportError as exc:
-            raise ImportError(f"the vllm backend needs the GPU extra: pip install 'gelab[gpu]' ({exc})") from exc
+            raise VLLMMissing(f"the vllm backend needs the vllm package ({exc}): {INSTALL}") from exc
         self.sampling = sampling
         self.processor = AutoProcessor.from_pretrained(model)
         self.llm = LLM(model=str(model), max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
