@@ -67,7 +67,9 @@ def test_training_stages_cache_the_model_not_the_resume_state() -> None:
 
 
 def test_reports_are_committed_not_cached() -> None:
-    assert outs("report") == {"reports": {"cache": False}}
+    report_files = ("paper_comparison.md", "pass_at_k_by_path.png", "training_curves.png")
+    assert outs("report") == {f"reports/{name}": {"cache": False} for name in report_files}
+    assert outs("view")["reports/cases"] == {"cache": False}  # the report links the case studies
     tracked = subprocess.run(["git", "ls-files", "reports"], cwd=REPO, capture_output=True, text=True).stdout.split()
     assert "reports/paper_comparison.md" in tracked
 

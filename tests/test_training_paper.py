@@ -117,9 +117,10 @@ def test_one_node_runs_pick_a_free_port_unless_told() -> None:
 
 def _paper_stage_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The paper profile with its starting weights and data present, and `swift` refusing to start."""
-    import dataclasses
     import json
     import sys
+
+    import msgspec
 
     from gelab.train import training
 
@@ -129,8 +130,8 @@ def _paper_stage_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # typ
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     tp = TrainParams.load(PAPER)
-    tp = dataclasses.replace(tp, sft=dataclasses.replace(tp.sft, dataset=str(rows)),
-                             st_rl=dataclasses.replace(tp.st_rl, dataset=str(rows)))
+    tp = msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset=str(rows)),
+                                 st_rl=msgspec.structs.replace(tp.st_rl, dataset=str(rows)))
 
     def no_training(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("training started although a GPU package is missing")
