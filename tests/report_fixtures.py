@@ -9,19 +9,33 @@ from typing import Any
 LENGTHS = range(1, 8)
 
 
-def static_metrics(edge: float, path: float, overall: float, task_success: float) -> dict[str, Any]:
-    """The layout `gelab eval static` writes, optional keys included."""
-    return {"edge": edge, "path": path, "overall": overall, "task_success": task_success,
-            "steps": 280 * len(LENGTHS), "tasks": 70, "unparseable": 3, "grounding": None, "grounding_samples": 0,
-            "per_path": {str(n): {"tasks": 10 * n, "steps": 10 * n * (n + 1),
-                                  "step_accuracy": overall, "task_success": task_success / n}
+def with_intervals(block: dict[str, Any], half: float | None) -> dict[str, Any]:
+    """``block`` with ``KEY_ci95`` = value ± ``half`` (clipped to 0..100) beside each percentage."""
+    if half is None:
+        return block
+    out = dict(block)
+    for key, value in block.items():
+        if isinstance(value, float):
+            out[key + "_ci95"] = [max(0.0, value - half), min(100.0, value + half)]
+    return out
+
+
+def static_metrics(edge: float, path: float, overall: float, task_success: float,
+                   ci: float | None = None) -> dict[str, Any]:
+    """The layout `gelab eval static` writes, optional keys included (intervals of half-width ``ci``)."""
+    top = with_intervals({"edge": edge, "path": path, "overall": overall, "task_success": task_success}, ci)
+    return {**top, "steps": 280 * len(LENGTHS), "tasks": 70, "unparseable": 3, "grounding": None,
+            "grounding_samples": 0,
+            "per_path": {str(n): with_intervals({"tasks": 10 * n, "steps": 10 * n * (n + 1),
+                                                 "step_accuracy": overall, "task_success": task_success / n}, ci)
                          for n in LENGTHS}}
 
 
-def interactive_metrics(pass1: float, passk: float, k: int = 5) -> dict[str, Any]:
+def interactive_metrics(pass1: float, passk: float, k: int = 5, ci: float | None = None) -> dict[str, Any]:
     def mode(scale: float) -> dict[str, Any]:
-        return {"pass@1": pass1 * scale, "pass@k": passk * scale,
-                "per_path": {str(n): {"tasks": 3 * n, "pass@1": pass1 * scale / n, "pass@k": passk * scale / n}
+        return {**with_intervals({"pass@1": pass1 * scale, "pass@k": passk * scale}, ci),
+                "per_path": {str(n): with_intervals({"tasks": 3 * n, "pass@1": pass1 * scale / n,
+                                                     "pass@k": passk * scale / n}, ci)
                              for n in LENGTHS}}
     return {"k": k, "tasks": 84, "episodes": 84 * k, "max_steps": 12, "steps": 900, "misses": 40, "invalid": 2,
             "completed": 300, "mean_steps": 900 / (84 * k), "strict": mode(0.9), "lenient": mode(1.0)}

@@ -94,6 +94,29 @@ def test_hf_sampling_is_per_request_not_per_batch(tiny_model: Path, env_dir: Pat
     assert backend.generate(reseeded) != together  # the seed does
 
 
+def test_hf_sampling_goes_through_the_row_sampler_and_greedy_does_not(
+        tiny_model: Path, env_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gelab.eval.backends import hf
+
+    reqs = requests(env_dir, 3)
+    greedy = hf.HFBackend(tiny_model, Sampling(max_new_tokens=4), device="cpu", max_pixels=SMALL_IMAGES)
+    top1 = hf.HFBackend(tiny_model, Sampling(temperature=0.7, top_k=1, max_new_tokens=4), device="cpu",
+                        max_pixels=SMALL_IMAGES)
+    expected = greedy.generate(reqs)
+    assert top1.generate(reqs) == expected  # top-k 1 draws the arg-max whatever the seed: the forcing works
+    calls = []
+
+    class Counting(hf.RowSampler):
+        def __call__(self, input_ids, scores):
+            calls.append(scores.shape)
+            return super().__call__(input_ids, scores)
+
+    monkeypatch.setattr(hf, "RowSampler", Counting)
+    assert greedy.generate(reqs) == expected and not calls  # greedy: plain arg-max, no sampler
+    top1.generate(reqs)
+    assert len(calls) >= 1 and calls[0][0] == len(reqs)  # one batched call per step, all rows at once
+
+
 def test_hf_policy_in_the_interactive_harness(tiny_model: Path, env_dir: Path) -> None:
     from gelab.eval.backends.hf import HFBackend
 

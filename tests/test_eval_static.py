@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gelab import format as fmt
+from gelab.eval.intervals import wilson
 from gelab.eval.static import (
     PredictionFileError,
     StepRecord,
@@ -104,10 +105,15 @@ def test_buckets_and_task_success_on_hand_made_answers(tmp_path: Path) -> None:
     assert m["edge"] == pytest.approx(100 * 2 / 3)
     assert m["path"] == pytest.approx(100 * 2 / 3)
     assert m["task_success"] == pytest.approx(100 / 3)
-    assert m["per_path"]["1"] == {"tasks": 1, "steps": 2, "step_accuracy": 100.0, "task_success": 100.0}
-    assert m["per_path"]["2"] == {"tasks": 1, "steps": 3, "step_accuracy": pytest.approx(200 / 3), "task_success": 0.0}
+    assert m["per_path"]["1"] == {"tasks": 1, "steps": 2, "step_accuracy": 100.0, "task_success": 100.0,
+                                  "step_accuracy_ci95": wilson(2, 2), "task_success_ci95": wilson(1, 1)}
+    assert m["per_path"]["2"] == {"tasks": 1, "steps": 3, "step_accuracy": pytest.approx(200 / 3), "task_success": 0.0,
+                                  "step_accuracy_ci95": wilson(2, 3), "task_success_ci95": wilson(0, 1)}
     assert m["per_path"]["3"]["step_accuracy"] == pytest.approx(75.0)
     assert m["unparseable"] == 2
+    # every rate has its Wilson interval, over the steps or tasks it counts
+    assert (m["overall_ci95"], m["edge_ci95"], m["path_ci95"], m["task_success_ci95"]) == (
+        wilson(7, 9), wilson(2, 3), wilson(2, 3), wilson(1, 3))
 
 
 def test_full_subtree_solutions_score_100_and_counts_match_the_paper(tmp_path: Path) -> None:
@@ -333,8 +339,8 @@ def test_captioning_and_grounding_are_scored_when_present(tmp_path: Path) -> Non
     preds += [prediction_row(r, r["solution"] if i < 6 else fmt.complete_text()) for i, r in enumerate(grounding)]
     preds += [prediction_row(r, r["solution"] if i < 1 else "") for i, r in enumerate(captioning)]
     m = score_file(write_jsonl(tmp_path / "p.jsonl", preds))
-    assert (m["grounding"], m["grounding_samples"]) == (75.0, 8)  # 6 of 8 right
-    assert (m["captioning"], m["captioning_samples"]) == (25.0, 4)  # 1 of 4 right
+    assert (m["grounding"], m["grounding_samples"], m["grounding_ci95"]) == (75.0, 8, wilson(6, 8))  # 6 of 8 right
+    assert (m["captioning"], m["captioning_samples"], m["captioning_ci95"]) == (25.0, 4, wilson(1, 4))  # 1 of 4
     assert m["steps"] == 2 and m["overall"] == 100.0  # icon rows stay out of the navigation buckets
 
 

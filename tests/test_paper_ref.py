@@ -44,8 +44,9 @@ def repo(tmp_path: Path) -> Path:
     run(repo, sys.executable, "-m", "dvc", "init", "-q")
     run(repo, sys.executable, "-m", "dvc", "config", "core.analytics", "false")
     (repo / "dvc.yaml").write_text(DVC_YAML)
-    write(repo / "metrics", "sft", "static_id", static_metrics(edge=90.5, path=80.25, overall=85.0, task_success=33.0))
-    write(repo / "metrics", "oracle", "interactive", interactive_metrics(100.0, 100.0))
+    write(repo / "metrics", "sft", "static_id", static_metrics(edge=90.5, path=80.25, overall=85.0, task_success=33.0,
+                                                               ci=2.5))
+    write(repo / "metrics", "oracle", "interactive", interactive_metrics(100.0, 100.0, ci=0.0))
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-q", "-m", "ours")
     return repo
@@ -67,6 +68,8 @@ def test_dvc_metrics_diff_against_paper_targets(repo: Path):
     assert diff["metrics/gpt-4o/interactive.json"]["strict.pass@k"]["new"] is None
     # our committed numbers for a model the paper lacks never pose as paper numbers
     assert diff["metrics/oracle/interactive.json"]["k"]["old"] is None
+    # the intervals beside our numbers ([low, high] arrays) stay out of the diff: point values only
+    assert "edge_ci95" in ours and not any("_ci95" in key for file in diff.values() for key in file)
 
     text = run(repo, sys.executable, "-m", "dvc", "metrics", "diff", "paper-targets")
     line = next(l for l in text.splitlines() if "metrics/sft/static_id.json" in l and " edge " in f" {l} ")

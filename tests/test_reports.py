@@ -146,6 +146,51 @@ def test_report_writes_plots_and_is_deterministic(tmp_path):
     assert f"]({PASS_PNG})" in (a / REPORT_MD).read_text()
 
 
+def test_intervals_are_shown_and_a_delta_within_them_is_marked(tmp_path):
+    metrics = tmp_path / "metrics"
+    paper = load_targets(TARGETS)["sft"]["static_id"]
+    ours = static_metrics(edge=paper["edge"] + 3.0, path=paper["path"] - 10.0, overall=50.0, task_success=20.0, ci=5.0)
+    write(metrics, "sft", "static_id", ours)
+    md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
+    (edge,) = rows_of(md, "SFT", "Edge")
+    lo, hi = ours["edge_ci95"]
+    assert edge[2] == f"{ours['edge']:.2f} [{lo:.1f}, {hi:.1f}]"
+    assert edge[4] == "+3.00 ≈"  # the paper's number lies inside our interval
+    (path,) = rows_of(md, "SFT", "Path")
+    assert path[4] == "-10.00"  # outside: no mark
+    write(metrics, "sft", "static_id", static_metrics(edge=paper["edge"] + 3.0, path=1.0, overall=50.0,
+                                                      task_success=20.0))  # a file without intervals
+    md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
+    (edge,) = rows_of(md, "SFT", "Edge")
+    assert edge[2] == f"{paper['edge'] + 3.0:.2f}" and edge[4] == "+3.00"
+
+
+def test_stage_to_stage_changes_within_the_intervals_are_marked(tmp_path):
+    metrics = tmp_path / "metrics"
+    write(metrics, "sft", "static_ood", static_metrics(60.0, 40.0, 50.0, 10.0, ci=4.0))
+    write(metrics, "st_rl", "static_ood", static_metrics(62.0, 45.0, 58.5, 12.0, ci=4.0))  # overall: 8.5 apart
+    write(metrics, "sft", "interactive", interactive_metrics(20.0, 30.0, ci=5.0))
+    write(metrics, "st_rl", "interactive", interactive_metrics(25.0, 31.0, ci=5.0))
+    md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
+    stage = md.split("## Stage to stage")[1].split("## Training")[0]
+    header = next(line for line in stage.splitlines() if line.startswith("| Number"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    rows = {cells[0]: dict(zip(columns, cells)) for line in stage.splitlines()[2:]
+            if (cells := [c.strip() for c in line.strip("|").split("|")]) and len(cells) == len(columns)}
+    change = "ST-RL − SFT ours"
+    assert rows["Static OOD overall"][change] == "+8.50"  # [46, 54] and [54.5, 62.5]: apart
+    assert rows["Static OOD task success"][change] == "+2.00 ≈"
+    assert rows["Interactive Pass@1 (strict)"][change] == "+4.50 ≈"  # 18.0 [13, 23] -> 22.5 [17.5, 27.5]
+    assert rows["Interactive Pass@1 (strict)"]["SFT ours"] == "18.00 [13.0, 23.0]"
+    assert rows["Static ID overall"][change] == "—" and rows["Static ID overall"]["SFT ours"] == "missing"
+    paper = load_targets(TARGETS)
+    p1 = paper["st_rl"]["interactive"]["strict"]["pass@1"] - paper["sft"]["interactive"]["strict"]["pass@1"]
+    paper_col = columns.index(change) + 1
+    cells = [c.strip() for c in next(line for line in stage.splitlines()
+                                      if line.startswith("| Interactive Pass@1")).strip("|").split("|")]
+    assert cells[paper_col] == f"{p1:+.2f}"  # the paper's own change, never marked (no intervals)
+
+
 def test_empty_bucket_is_shown_as_no_number(tmp_path):
     metrics = tmp_path / "metrics"
     ours = static_metrics(70.0, 60.0, 65.0, 20.0)
@@ -190,9 +235,30 @@ BAD_FILES = [
      "strict.per_path.2.pass@k: missing key"),
     ("interactive", _set(interactive_metrics(10.0, 20.0), 250.0, "lenient", "pass@1"),
      "lenient.pass@1: 250.0 is not a percentage"),
+    ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0), [66.0, 64.0], "overall_ci95"),
+     "overall_ci95: expected [low, high]"),
+    ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0), [60.0], "per_path", "2", "step_accuracy_ci95"),
+     "per_path.2.step_accuracy_ci95: expected [low, high]"),
+    ("interactive", _set(interactive_metrics(10.0, 20.0, ci=5.0), [5.0, 101.0], "strict", "pass@k_ci95"),
+     "strict.pass@k_ci95: expected [low, high]"),
+    ("interactive", _set(interactive_metrics(10.0, 20.0, ci=5.0), "5..9", "lenient", "per_path", "3", "pass@1_ci95"),
+     "lenient.per_path.3.pass@1_ci95: expected [low, high]"),
     ("interactive", "", "empty file"),  # the stage died before writing
     ("interactive", '{"k": 5, "strict": {', "not valid JSON"),  # the stage died mid-write
 ]
+
+
+def test_metrics_files_with_and_without_intervals_are_accepted(tmp_path):
+    metrics = tmp_path / "metrics"
+    write(metrics, "sft", "static_ood", static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0))
+    write(metrics, "sft", "interactive", interactive_metrics(10.0, 20.0, ci=5.0))
+    write(metrics, "st_rl", "static_ood", static_metrics(70.0, 60.0, 65.0, 20.0))  # written before intervals
+    empty = static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0)
+    empty["path"] = empty["path_ci95"] = None  # an empty bucket has neither a number nor an interval
+    write(metrics, "mt_rl", "static_ood", empty)
+    run = collect(metrics)
+    assert run.get("sft", "interactive")["strict"]["pass@1_ci95"] == [4.0, 14.0]
+    assert set(run.models) == {"sft", "st_rl", "mt_rl"}
 
 
 @pytest.mark.parametrize("kind,data,message", BAD_FILES)

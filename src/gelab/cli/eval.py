@@ -86,6 +86,7 @@ def _write_plot(path: str | None, rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_static(args: argparse.Namespace) -> int:
+    from gelab.eval.intervals import SUFFIX
     from gelab.eval.static import score_file
     from gelab.io import atomic_write_json, read_jsonl
 
@@ -114,7 +115,8 @@ def cmd_static(args: argparse.Namespace) -> int:
         print(f"{made} predictions in {time.perf_counter() - start:.1f} s -> {args.predictions}")
     metrics = score_file(args.predictions, samples, args.samples or "samples")
     atomic_write_json(args.out, metrics)
-    _write_plot(args.plot, [{"path_length": int(n), **v} for n, v in metrics["per_path"].items()])
+    _write_plot(args.plot, [{"path_length": int(n), **{k: x for k, x in v.items() if not k.endswith(SUFFIX)}}
+                            for n, v in metrics["per_path"].items()])
     print(f"edge {metrics['edge']:.2f}  path {metrics['path'] or 0:.2f}  overall {metrics['overall']:.2f}  "
           f"task success {metrics['task_success']:.2f}  ({metrics['steps']} steps) -> {args.out}")
     return 0
@@ -151,7 +153,7 @@ def cmd_interactive(args: argparse.Namespace) -> int:
         episodes = run_episodes(nav, tasks, policy, attempts=attempts, max_steps=max_steps,
                                 image_of=lambda page: str(env.model_image_path(page)), log=log, batch_size=batch,
                                 progress=_progress(f"interactive {args.policy}"))
-    metrics = interactive_metrics(episodes, attempts, max_steps)
+    metrics = interactive_metrics(episodes, attempts, max_steps, seed=params.seed)
     atomic_write_json(args.out, metrics)
     _write_plot(args.plot, [{"path_length": int(n),
                              **{f"{mode}_{k}": metrics[mode]["per_path"][n][k] for mode in ("strict", "lenient")

@@ -5,7 +5,8 @@ misses, invalid outputs, ``complete``, the ``max_steps`` cap) and the prompt the
 
 **Strict** success: ``complete`` said on the target. **Lenient**: the target was reached at any
 point. **Pass@1** = mean success over the k attempts of a task, **Pass@k** = at least one success;
-both averaged over tasks, overall and per path length, in percent.
+both averaged over tasks, overall and per path length, in percent, each with a 95 % interval from a
+seeded bootstrap over tasks (``pass@1_ci95``, ``pass@k_ci95``; :mod:`gelab.eval.intervals`).
 
 All live episodes advance together: each round gathers every live episode's observation and makes
 one batched policy call (in chunks of ``batch_size`` when given). Every step is appended to a
@@ -20,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from gelab.env.navigation import Navigator
 from gelab.errors import InputError
+from gelab.eval.intervals import SUFFIX, bootstrap_mean
 from gelab.eval.policies import Observation, Policy
 from gelab.eval.records import AppendLog
 from gelab.eval.static import percent
@@ -106,26 +108,28 @@ def run_episodes(nav: Navigator, tasks: Sequence[Task], policy: Policy, *, attem
     return runs
 
 
-def _pass_block(per_task: dict[str, tuple[int, list[bool]]]) -> dict[str, Any]:
-    def summary(items: list[list[bool]]) -> tuple[float | None, float | None]:
-        if not items:
-            return None, None
-        p1 = 100.0 * sum(sum(s) / len(s) for s in items) / len(items)
-        pk = percent(sum(any(s) for s in items), len(items))
-        return p1, pk
+def _pass_block(per_task: dict[str, tuple[int, list[bool]]], seed: int, mode: str) -> dict[str, Any]:
+    def summary(items: list[list[bool]], bucket: str) -> dict[str, Any]:
+        one = [sum(s) / len(s) for s in items]  # each task's success rate over its attempts
+        some = [float(any(s)) for s in items]
+        return {"pass@1": 100.0 * sum(one) / len(one) if items else None,
+                "pass@k": percent(int(sum(some)), len(some)),
+                "pass@1" + SUFFIX: bootstrap_mean(one, seed, mode, bucket, "pass@1"),
+                "pass@k" + SUFFIX: bootstrap_mean(some, seed, mode, bucket, "pass@k")}
 
-    everything = [s for _, s in per_task.values()]
-    p1, pk = summary(everything)
     per_path = {}
     for length in sorted({n for n, _ in per_task.values()}):
         items = [s for n, s in per_task.values() if n == length]
-        lp1, lpk = summary(items)
-        per_path[str(length)] = {"tasks": len(items), "pass@1": lp1, "pass@k": lpk}
-    return {"pass@1": p1, "pass@k": pk, "per_path": per_path}
+        per_path[str(length)] = {"tasks": len(items), **summary(items, str(length))}
+    return {**summary([s for _, s in per_task.values()], "all"), "per_path": per_path}
 
 
-def interactive_metrics(runs: Sequence[Attempt], attempts: int, max_steps: int) -> dict[str, Any]:
-    """The metrics JSON: ``k``, ``strict`` and ``lenient`` blocks, plus step, miss and invalid counts."""
+def interactive_metrics(runs: Sequence[Attempt], attempts: int, max_steps: int, seed: int = 0) -> dict[str, Any]:
+    """The metrics JSON: ``k``, ``strict`` and ``lenient`` blocks, plus step, miss and invalid counts.
+
+    Pass@1 and Pass@k carry 95 % intervals (``pass@1_ci95``, ...) from a bootstrap over tasks seeded
+    by ``seed`` (:mod:`gelab.eval.intervals`).
+    """
     strict: dict[str, tuple[int, list[bool]]] = {}
     lenient: dict[str, tuple[int, list[bool]]] = {}
     episodes = [r.episode for r in runs]
@@ -138,8 +142,8 @@ def interactive_metrics(runs: Sequence[Attempt], attempts: int, max_steps: int) 
         "tasks": len(strict),
         "episodes": len(episodes),
         "max_steps": max_steps,
-        "strict": _pass_block(strict),
-        "lenient": _pass_block(lenient),
+        "strict": _pass_block(strict, seed, "strict"),
+        "lenient": _pass_block(lenient, seed, "lenient"),
         "steps": steps,
         "misses": sum(e.misses for e in episodes),
         "invalid": sum(e.invalid for e in episodes),

@@ -12,7 +12,7 @@ Anything else — unparseable, empty, non-text, out of the screen, a name with s
 Buckets: **Edge** = the first step of every task (``step == 0``), **Path** = the other click steps,
 **Overall** = every navigation step; per path length, step accuracy and task success (all L+1 steps
 right). Captioning and grounding rows, when present, are scored on their own. All numbers are
-percentages 0–100.
+percentages 0–100, each with its 95 % Wilson interval as ``KEY_ci95`` = [low, high].
 
 Two file layouts are read (JSONL, or one JSON array):
 
@@ -33,6 +33,7 @@ import msgspec
 
 from gelab import format as fmt
 from gelab.errors import InputError
+from gelab.eval.intervals import SUFFIX, wilson
 
 NAVIGATION = "navigation"
 ICON_KINDS = ("captioning", "grounding")
@@ -257,7 +258,8 @@ def percent(right: int, total: int) -> float | None:
 
 
 def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
-    """The metrics JSON of the static benchmark (keys described in the module docstring)."""
+    """The metrics JSON of the static benchmark (keys described in the module docstring), each
+    percentage with its 95 % Wilson interval beside it (``KEY_ci95``, :mod:`gelab.eval.intervals`)."""
     actions = [fmt.parse_action(r.prediction) for r in records]
     correct = [step_correct(r, a) for r, a in zip(records, actions)]
     nav = [(r, ok) for r, ok in zip(records, correct) if r.kind == NAVIGATION]
@@ -272,13 +274,12 @@ def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
         steps = [ok for r, ok in nav if r.path_length == length]
         done = [ok for n, ok in tasks.values() if n == length]
         per_path[str(length)] = {"tasks": len(done), "steps": len(steps),
-                                 "step_accuracy": percent(sum(steps), len(steps)),
-                                 "task_success": percent(sum(done), len(done))}
+                                 **_rate("step_accuracy", steps), **_rate("task_success", done)}
     out: dict[str, Any] = {
-        "edge": percent(sum(edge), len(edge)),
-        "path": percent(sum(path), len(path)),
-        "overall": percent(sum(ok for _, ok in nav), len(nav)),
-        "task_success": percent(sum(ok for _, ok in tasks.values()), len(tasks)),
+        **_rate("edge", edge),
+        **_rate("path", path),
+        **_rate("overall", [ok for _, ok in nav]),
+        **_rate("task_success", [ok for _, ok in tasks.values()]),
         "steps": len(nav),
         "tasks": len(tasks),
         "unparseable": sum(isinstance(a, fmt.Invalid) for r, a in zip(records, actions) if r.kind == NAVIGATION),
@@ -287,9 +288,15 @@ def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
     for kind in ICON_KINDS:
         rows = [ok for r, ok in zip(records, correct) if r.kind == kind]
         if rows:
-            out[kind] = percent(sum(rows), len(rows))
+            out.update(_rate(kind, rows))
             out[f"{kind}_samples"] = len(rows)
     return out
+
+
+def _rate(key: str, outcomes: Sequence[bool]) -> dict[str, Any]:
+    """``{key: percent right, key_ci95: Wilson interval}`` (both None for no outcomes)."""
+    right = sum(outcomes)
+    return {key: percent(right, len(outcomes)), key + SUFFIX: wilson(right, len(outcomes))}
 
 
 def score_file(predictions: str | Path, samples: str | Path | Sequence[dict[str, Any]] | None = None,

@@ -1,5 +1,7 @@
 """PNG plots: Pass@1 / Pass@5 by path length (ours against the paper) and the training curves.
 
+Ours is drawn with its 95 % intervals as a shaded band where the metrics file has them.
+
 A model or stage without data is drawn as nothing and labelled "missing", never as zeros.
 """
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from gelab.report.collect import TRAIN_STAGES, RunMetrics
 from gelab.report.curves import Curve
-from gelab.report.schema import lookup
+from gelab.report.schema import interval, lookup
 from gelab.report.tables import display, models_for
 from gelab.report.targets import Targets
 
@@ -43,6 +45,10 @@ def pass_at_k_plot(run: RunMetrics, targets: Targets, out: Path) -> None:
                 ys = [lookup(per_path, str(n), key) for n in xs]
                 label = f"{display(model)} {source}" + ("" if xs else " (missing)")
                 ax.plot(xs, ys, style, color=color, label=label, alpha=1.0 if source == "ours" else 0.6)
+                bands = [interval(per_path, str(n), key) for n in xs]
+                if xs and all(b is not None for b in bands):  # ours' 95 % intervals, as a shaded band
+                    ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands],  # type: ignore[index]
+                                    color=color, alpha=0.15, linewidth=0)
             ax.set_title(f"{title} by shortest-path length (strict)")
             ax.set_xlabel("path length (clicks)")
             ax.set_ylim(0, 102)

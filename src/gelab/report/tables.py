@@ -3,6 +3,10 @@
 "missing" means the stage that writes ours has not run (no metrics file); "—" means there is no
 number to show (the paper does not report it, or one side of a Δ is absent). Δ = ours − paper in
 percentage points. Models: the paper's (targets file order) and then any extra model that has run.
+
+Ours carries its 95 % interval when the metrics file has one ("12.50 [8.1, 17.9]"). A Δ whose paper
+number lies inside our interval, or a stage-to-stage change whose two intervals overlap, is marked
+:data:`WITHIN` ("≈"): the difference is within the evaluation's sampling noise.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gelab.report.collect import TRAIN_STAGES, RunMetrics
-from gelab.report.schema import lookup
+from gelab.report.schema import interval, lookup
 from gelab.report.targets import Targets
 
 MISSING = "missing"
 NONE = "—"
+WITHIN = "≈"  # the difference lies within the 95 % intervals
 DISPLAY = {"sft": "SFT", "st_rl": "ST-RL", "mt_rl": "MT-RL", "gpt-4o": "GPT-4o"}
 VARIANTS = (("static_ood_image", "Env-Image"), ("static_ood_name", "Env-Name"),
             ("static_ood_position", "Env-Position"), ("static_ood_noise", "Env-Noise"))
@@ -25,18 +30,34 @@ def display(model: str) -> str:
     return DISPLAY.get(model, model)
 
 
-def fmt(value: float | None, present: bool = True) -> str:
+def fmt(value: float | None, present: bool = True, ci: tuple[float, float] | None = None) -> str:
     if value is None:
         return NONE if present else MISSING
-    return f"{value:.2f}"
+    return f"{value:.2f}" if ci is None else f"{value:.2f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
+def cell(data: dict[str, Any] | None, *keys: str) -> str:
+    """One number of a metrics file with its interval, if any ("missing" when there is no file)."""
+    return fmt(lookup(data, *keys), data is not None, interval(data, *keys))
 
 
 def triple(ours_file: dict[str, Any] | None, paper_file: dict[str, Any] | None, *keys: str) -> list[str]:
-    """[ours, paper, Δ] cells for one number."""
-    ours = lookup(ours_file, *keys)
-    paper = lookup(paper_file, *keys)
+    """[ours, paper, Δ] cells for one number; Δ is marked ≈ when the paper's number is inside our interval."""
+    ours, paper, ci = lookup(ours_file, *keys), lookup(paper_file, *keys), interval(ours_file, *keys)
     delta = NONE if ours is None or paper is None else f"{ours - paper:+.2f}"
-    return [fmt(ours, ours_file is not None), fmt(paper), delta]
+    if delta != NONE and ci is not None and ci[0] <= paper <= ci[1]:  # type: ignore[operator]
+        delta += f" {WITHIN}"
+    return [cell(ours_file, *keys), fmt(paper), delta]
+
+
+def change(before: dict[str, Any] | None, after: dict[str, Any] | None, *keys: str) -> str:
+    """after − before for one number; ≈ when the two intervals overlap."""
+    a, b = lookup(before, *keys), lookup(after, *keys)
+    if a is None or b is None:
+        return NONE
+    ca, cb = interval(before, *keys), interval(after, *keys)
+    overlap = ca is not None and cb is not None and ca[0] <= cb[1] and cb[0] <= ca[1]
+    return f"{b - a:+.2f}" + (f" {WITHIN}" if overlap else "")
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], text_columns: int) -> str:
@@ -97,8 +118,8 @@ def table2(run: RunMetrics, targets: Targets) -> str:
             "Strict scoring (success = `complete` said on the target page). Pass@1 = mean success over "
             "k sampled attempts per task; Pass@5 = at least one of k = 5 attempts succeeds.\n\n"
             + markdown_table(header, rows, 2))
-    lenient = [[display(m), fmt(lookup(run.get(m, "interactive"), "lenient", "pass@1")),
-                fmt(lookup(run.get(m, "interactive"), "lenient", "pass@k"))]
+    lenient = [[display(m), cell(run.get(m, "interactive"), "lenient", "pass@1"),
+                cell(run.get(m, "interactive"), "lenient", "pass@k")]
                for m in models_for(("interactive",), run, targets) if run.get(m, "interactive") is not None]
     if lenient:
         text += ("\nLenient scoring (ours only; the paper reports strict): \n\n"
@@ -138,6 +159,33 @@ def table11(run: RunMetrics, targets: Targets) -> str:
             "is the OOD split: see `paper/targets.yaml`.\n\n" + markdown_table(header, rows, 1))
 
 
+STAGE_ROWS = (("Static ID overall", "static_id", ("overall",)),
+              ("Static OOD overall", "static_ood", ("overall",)),
+              ("Static OOD task success", "static_ood", ("task_success",)),
+              *((f"{label} overall", kind, ("overall",)) for kind, label in VARIANTS),
+              ("Interactive Pass@1 (strict)", "interactive", ("strict", "pass@1")),
+              ("Interactive Pass@k (strict)", "interactive", ("strict", "pass@k")))
+
+
+def stage_table(run: RunMetrics, targets: Targets) -> str:
+    """Headline numbers of the trained stages side by side, and each stage's change from the previous one."""
+    stages = list(TRAIN_STAGES)
+    pairs = list(zip(stages, stages[1:]))
+    header = (["Number"] + [f"{display(s)} ours" for s in stages]
+              + [c for a, b in pairs for c in (f"{display(b)} − {display(a)} ours", "paper")])
+    rows = []
+    for label, kind, keys in STAGE_ROWS:
+        files = {s: run.get(s, kind) for s in stages}
+        paper = {s: _paper(targets, s, kind) for s in stages}
+        rows.append([label] + [cell(files[s], *keys) for s in stages]
+                    + [c for a, b in pairs for c in (change(files[a], files[b], *keys),
+                                                     change(paper[a], paper[b], *keys))])
+    return ("## Stage to stage\n\n"
+            "What each training stage changes, ours beside the paper's. " + WITHIN + " = the two stages' 95 % "
+            "intervals overlap: the change is within the evaluation's sampling noise.\n\n"
+            + markdown_table(header, rows, 1))
+
+
 def training_section(run: RunMetrics, curves_png: str | None) -> str:
     text = "## Training\n\n"
     for stage in TRAIN_STAGES:
@@ -160,12 +208,17 @@ def report_markdown(run: RunMetrics, targets: Targets, *, targets_path: str, met
     text = ("# GE-Lab reproduction against the paper\n\n"
             f"Generated by `gelab report build` from `{metrics_dir}/` and `{targets_path}`; do not edit.\n"
             "Δ = ours − paper in percentage points. **missing** = the stage that writes this number has "
-            "not run; **—** = no number (not reported by the paper, or a Δ with one side absent).\n\n"
+            "not run; **—** = no number (not reported by the paper, or a Δ with one side absent). "
+            "Ours comes with its 95 % interval in brackets where the metrics file has one (Wilson for "
+            "step and task rates, a seeded bootstrap over tasks for Pass@1 and Pass@k; "
+            "`docs/evaluation.md`); " + WITHIN + " after a Δ = the paper's number lies inside our "
+            "interval.\n\n"
             f"Metrics files read: {', '.join(found) if found else 'none'}.\n")
     if run.ignored:
         text += f"Ignored (no known kind): {', '.join(f'`{p}`' for p in run.ignored)}.\n"
     text += "\n" + table1(run, targets) + "\n" + table2(run, targets)
     if pass_png:
         text += f"\n![Pass@1 and Pass@5 by path length]({pass_png})\n"
-    text += "\n" + table3(run, targets) + "\n" + table11(run, targets) + "\n" + training_section(run, curves_png)
+    text += ("\n" + table3(run, targets) + "\n" + table11(run, targets) + "\n" + stage_table(run, targets) + "\n"
+             + training_section(run, curves_png))
     return text

@@ -4,9 +4,9 @@ The folder is an HF checkpoint with its processor (what training saves). Each re
 conversation [system, user(image, text)] through the processor's chat template. Images are fed at
 ``max_pixels`` (448² = 200704 → 256 visual tokens, SPEC §1).
 
-Sampling draws every row's token from that row's own ``torch.Generator`` (seeded by the request),
-so a sampled answer does not depend on the other rows of its batch; greedy decoding takes the
-arg-max.
+Sampling draws every row's token with that row's own seeded uniforms (:mod:`.sampler`, batched on
+the model's device), so a sampled answer does not depend on the other rows of its batch; greedy
+decoding takes the arg-max.
 """
 
 from __future__ import annotations
@@ -33,31 +33,26 @@ def _image(path: str) -> Any:
 
 
 class RowSampler:
-    """A logits processor that samples each row with its own generator and forces that token."""
+    """A logits processor that draws each row's next token (:mod:`.sampler`) and forces it.
+
+    Row ``i`` uses the uniforms of ``seeds[i]`` at steps 0, 1, 2, ... of this ``generate`` call, so
+    its tokens do not depend on the other rows. The returned scores are ``-inf`` except 0 at the
+    drawn token, so greedy selection in ``generate`` picks it.
+    """
 
     def __init__(self, seeds: Sequence[int], sampling: Sampling) -> None:
-        import torch
-
+        self.seeds = [int(s) for s in seeds]
         self.sampling = sampling
-        self.generators = [torch.Generator().manual_seed(int(s) % (2**63)) for s in seeds]
+        self.step = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
+        from gelab.eval.backends.sampler import row_uniforms, sample_rows
 
-        logits = scores.float() / self.sampling.temperature
-        if self.sampling.top_k > 0:
-            k = min(self.sampling.top_k, logits.shape[-1])
-            kth = torch.topk(logits, k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.sampling.top_p < 1.0:
-            ordered, order = torch.sort(logits, descending=True, dim=-1)
-            cumulative = ordered.softmax(-1).cumsum(-1)
-            drop = cumulative - ordered.softmax(-1) > self.sampling.top_p  # keep the token that crosses top_p
-            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-        probs = logits.softmax(-1).cpu()
-        picks = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
-        forced = torch.full_like(scores, float("-inf"))
-        return forced.scatter(-1, picks.to(scores.device), 0.0)
+        u = row_uniforms(self.seeds, self.step, device=scores.device)
+        self.step += 1
+        s = self.sampling
+        picks = sample_rows(scores, u, s.temperature, s.top_k, s.top_p, scratch=True)
+        return scores.fill_(float("-inf")).scatter_(-1, picks[:, None], 0.0)  # generate hands over its copy
 
 
 class CachedImageProcessor:
