@@ -469,3 +469,42 @@ def test_a_complete_before_the_last_step_is_refused_without_samples(tmp_path: Pa
     rows[first_click].update(action="complete", gt_name=None, bbox_norm=None)
     with pytest.raises(PredictionFileError, match=rf"line {first_click + 1}: .* must be a click, got complete"):
         score_file(write_jsonl(tmp_path / "p.jsonl", rows))
+
+
+# --- persisted logs (DVC keeps them) resume only the very same run ------------------------------
+
+def test_a_log_of_other_samples_is_refused_or_restarted(tmp_path: Path, run_cli) -> None:
+    """The samples file at the same path changed (data rebuilt): its old predictions are never reused."""
+    env = write_env_folder(tmp_path / "env")
+    rows = static_rows(image_root=str(env))
+    samples = write_jsonl(tmp_path / "static.jsonl", rows[:40])
+    argv = ["eval", "static", "--policy", "random", "--env", env, "--samples", samples,
+            "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "m.json"]
+    run_cli(*argv, check=True)
+    write_jsonl(samples, rows[40:80])  # same path, other rows
+    refused = run_cli(*argv)
+    assert refused.returncode == 2 and "samples_sha256" in refused.stderr and "--fresh" in refused.stderr
+    run_cli(*argv, "--restart-if-changed", check=True)
+    assert [json.loads(line)["id"] for line in open(tmp_path / "p.jsonl")] == [r["id"] for r in rows[40:80]]
+    again = (tmp_path / "p.jsonl").read_bytes()
+    run_cli(*argv, "--restart-if-changed", check=True)  # the same run: resumed (nothing left to do)
+    assert (tmp_path / "p.jsonl").read_bytes() == again
+
+
+def test_model_inputs_are_checked_before_the_first_call(tmp_path: Path, run_cli) -> None:
+    """Before: a missing page image failed the run at the first batch that showed it (minutes in)."""
+    env = write_env_folder(tmp_path / "env")  # no page images
+    samples = write_jsonl(tmp_path / "static.jsonl", static_rows(image_root=str(env))[:10])
+    model = tmp_path / "model"
+    model.mkdir()
+    argv = ["eval", "static", "--policy", "hf", "--model", model, "--samples", samples,
+            "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "m.json"]
+    result = run_cli(*argv)
+    assert result.returncode == 2 and "has no config.json" in result.stderr
+    (model / "config.json").write_text("{}")
+    result = run_cli(*argv)
+    assert result.returncode == 2 and "model_images/page_0.png: missing image" in result.stderr
+    assert not (tmp_path / "p.jsonl").exists()
+    inter = run_cli("eval", "interactive", "--policy", "hf", "--model", model, "--env", env, "--subtree", "page_5",
+                    "--out", tmp_path / "i.json")
+    assert inter.returncode == 2 and "missing image of page_0" in inter.stderr

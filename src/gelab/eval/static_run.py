@@ -41,10 +41,11 @@ def observation(sample: dict[str, Any], where: str) -> Observation:
                        str(sample["images"][0]))
 
 
-def predict(samples: Sequence[dict[str, Any]], policy: Policy, predictions: str | Path, *, batch_size: int,
+def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, predictions: str | Path, *, batch_size: int,
             samples_name: str = "samples", resume: bool = True,
             progress: Callable[[int, int], None] | None = None) -> int:
-    """Append a prediction for every sample not yet in ``predictions``; returns how many were made."""
+    """Append a prediction for every sample not yet in ``predictions``; returns how many were made.
+    ``policy`` may be None when the file already answers every sample."""
     with AppendLog(predictions, resume=resume) as log:
         done = {str(r.get("id")) for r in log.rows}
         known = {str(s["id"]) for s in samples}
@@ -53,6 +54,8 @@ def predict(samples: Sequence[dict[str, Any]], policy: Policy, predictions: str 
             raise InputError(f"{predictions}: row {stray.get('id')!r} is not a sample of {samples_name} "
                              f"(predictions of another run? remove the file or choose another)")
         todo = [s for s in samples if str(s["id"]) not in done]
+        if todo and policy is None:
+            raise InputError(f"{predictions}: {len(todo)} samples still need a policy")
         for lo in range(0, len(todo), batch_size):
             batch = todo[lo:lo + batch_size]
             obs = [observation(s, f"{samples_name}: {s['id']}") for s in batch]
