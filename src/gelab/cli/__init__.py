@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{exc.filename}: {exc.strerror or exc}"
         else:
             message = str(exc)
+        message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a file held
         print(f"gelab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

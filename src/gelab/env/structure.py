@@ -32,7 +32,7 @@ STRUCTURE_FILE = "ui_structure.json"
 DEFAULT_CANVAS = (1179, 2556)  # portrait phone, pixels (width, height)
 ROOT_PAGE = "page_0"
 NORMAL, SYSTEM = "normal", "system"
-PAGE_ID = re.compile(r"page_\d+")  # the only page ids prompts and answers can name (gelab.format)
+PAGE_ID = re.compile(r"page_\d+", re.ASCII)  # the only page ids prompts and answers can name (gelab.format)
 IMAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,195}\.png")  # a plain file name inside images/
 MAX_CANVAS = 10_000  # pixels per side; a page is rendered whole in memory (4 bytes a pixel)
 
@@ -146,10 +146,9 @@ def load_structure(path: str | Path, canvas: tuple[int, int] | None = None) -> E
     path = Path(path)
     if path.is_dir():
         path = path / STRUCTURE_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EnvFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    from gelab.io import read_text
+
+    text = read_text(path, EnvFileError)
     try:
         raw = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as dup:
@@ -191,9 +190,7 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
     if not isinstance(raw, dict):
         raise EnvFileError(f"{source}: top level must be an object with 'pages' and 'metadata'")
     raw_pages = _require(raw, "pages", dict, source)
-    metadata = raw.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise EnvFileError(f"{source}: field 'metadata' must be an object")
+    metadata = _require(raw, "metadata", dict, source)
     if canvas is None:
         meta_canvas = metadata.get("canvas", list(DEFAULT_CANVAS))
         if (not isinstance(meta_canvas, list) or len(meta_canvas) != 2
@@ -207,7 +204,7 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
     for page_id, raw_page in raw_pages.items():
         where = f"{source}: pages.{page_id}"
         if not PAGE_ID.fullmatch(page_id):
-            raise EnvFileError(f"{where}: page id must be page_<N> (the only form prompts can name)")
+            raise EnvFileError(f"{source}: pages: page id {page_id!r} must be page_<N> (the only form prompts can name)")
         if not isinstance(raw_page, dict):
             raise EnvFileError(f"{where}: expected an object")
         depth = _require(raw_page, "depth", int, where)
@@ -222,7 +219,8 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
         for name, raw_el in raw_layout.items():
             ewhere = f"{where}.layout.{name}"
             if not fmt.is_valid_icon_name(name):
-                raise EnvFileError(f"{ewhere}: icon name must be back, home or <Category>_<N> without spaces")
+                raise EnvFileError(f"{where}.layout: icon name {name!r} must be back, home or <Category>_<N> "
+                                   f"without spaces")
             bbox = _box(_require(raw_el, "bbox", list, ewhere), f"{ewhere}.bbox")
             kind = _require(raw_el, "type", str, ewhere)
             if kind not in (NORMAL, SYSTEM):
