@@ -12,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from evalkit import write_env_folder
 from test_pipeline import copy_checkout
+
+pytestmark = pytest.mark.slow  # runs DVC on a copy of the repository (about half a minute)
 
 STAGE, POLICY = "eval_ref_interactive@random", "random"
 

@@ -23,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gelab.env.structure import (
+    MAX_CANVAS,
     STRUCTURE_FILE,
     SYSTEM,
     EnvFileError,
@@ -31,7 +32,7 @@ from gelab.env.structure import (
     parse_structure,
 )
 from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_text
-from gelab.params import EnvParams
+from gelab.params import PATCH_GROUP, EnvParams
 
 ART_FILE = "icons.json"
 IMAGES, MODEL_IMAGES = "images", "model_images"
@@ -144,9 +145,6 @@ def check_art(structure: EnvStructure, art: dict[str, str], source: str) -> None
 
 def check_settings(settings: RenderSettings, canvas: tuple[int, int], source: str) -> None:
     """Render settings that Pillow can draw: a model image size of the patch grid, a title box inside the canvas."""
-    from gelab.params import PATCH_GROUP
-    from gelab.env.structure import MAX_CANVAS
-
     size = settings.model_image_size
     if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_CANVAS or size % PATCH_GROUP:
         raise EnvFileError(f"{source}: model_image_size: must be a multiple of {PATCH_GROUP} in "
@@ -159,10 +157,9 @@ def check_settings(settings: RenderSettings, canvas: tuple[int, int], source: st
                            f"{canvas[0]}x{canvas[1]} canvas, got {list(box) if isinstance(box, tuple) else box!r}")
 
 
-def check_images(env: Environment, pages: list[str] | None = None, *, full: bool = True) -> None:
-    """Every model image (and full image, unless ``full`` is false) of ``pages`` (default: all) is a
-    file, before anything reads them."""
-    for page in pages if pages is not None else list(env.structure.pages):
+def check_images(env: Environment, *, full: bool = True) -> None:
+    """Every page's model image (and full image, unless ``full`` is false) is a file, before anything reads them."""
+    for page in env.structure.pages:
         for path in ((env.image_path(page),) if full else ()) + (env.model_image_path(page),):
             if not path.is_file():
                 raise EnvFileError(f"{path}: missing image of {page} (render the environment again: "
@@ -184,7 +181,8 @@ def load_environment(root: str | Path) -> Environment:
     if not isinstance(art, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in art.items()):
         raise EnvFileError(f"{art_path}: art: expected a mapping of icon name -> library icon")
     title_box = doc.get("title_box")
-    settings = RenderSettings(doc.get("model_image_size"), tuple(title_box) if isinstance(title_box, list) else title_box)  # type: ignore[arg-type]
+    title_box = tuple(title_box) if isinstance(title_box, list) else title_box
+    settings = RenderSettings(doc.get("model_image_size"), title_box)  # type: ignore[arg-type]
     check_settings(settings, structure.canvas, str(art_path))
     names = {e.name for p in structure.pages.values() for e in p.elements if e.type != SYSTEM}
     missing = sorted(names - set(art))
