@@ -508,3 +508,11 @@ def test_model_inputs_are_checked_before_the_first_call(tmp_path: Path, run_cli)
     inter = run_cli("eval", "interactive", "--policy", "hf", "--model", model, "--env", env, "--subtree", "page_5",
                     "--out", tmp_path / "i.json")
     assert inter.returncode == 2 and "missing image of page_0" in inter.stderr
+
+
+def test_a_released_layout_step_given_twice_is_refused_without_samples(tmp_path: Path) -> None:
+    rows = static_rows()[:40]
+    released = [release_row(r, r["solution"], i) for i, r in enumerate(rows)]
+    released.append({**released[5], "idx": 99})  # the same step again, under another idx
+    with pytest.raises(PredictionFileError, match=r"line 41: duplicate row .* \(first at line 6\)"):
+        score_file(write_jsonl(tmp_path / "r.jsonl", released))

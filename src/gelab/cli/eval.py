@@ -172,7 +172,7 @@ def cmd_interactive(args: argparse.Namespace) -> int:
     from gelab.eval.records import AppendLog, claim_log
     from gelab.eval.subsets import stratified
     from gelab.io import atomic_write_json
-    from gelab.tasks.universe import read_tasks, task_universe
+    from gelab.tasks.universe import check_tasks, read_tasks, task_universe
 
     params = _params(args)
     attempts, max_steps = params.attempts, params.max_steps
@@ -182,7 +182,11 @@ def cmd_interactive(args: argparse.Namespace) -> int:
     nav = Navigator(env.structure)
     if bool(args.subtree) == bool(args.tasks):
         raise InputError("give exactly one of --subtree and --tasks")
-    tasks = read_tasks(args.tasks) if args.tasks else task_universe(env.structure, args.subtree, nav)
+    if args.tasks:
+        tasks = read_tasks(args.tasks)
+        check_tasks(tasks, env.structure, nav, args.tasks)
+    else:
+        tasks = task_universe(env.structure, args.subtree, nav)
     tasks = stratified(tasks, args.limit_tasks or None, lambda t: t.path_length, params.seed)
     trajectories = args.trajectories or str(Path(args.out).with_suffix("")) + ".trajectories.jsonl"
     _check_inputs(args, env=env)
