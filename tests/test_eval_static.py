@@ -516,3 +516,20 @@ def test_a_released_layout_step_given_twice_is_refused_without_samples(tmp_path:
     released.append({**released[5], "idx": 99})  # the same step again, under another idx
     with pytest.raises(PredictionFileError, match=r"line 41: duplicate row .* \(first at line 6\)"):
         score_file(write_jsonl(tmp_path / "r.jsonl", released))
+
+
+@pytest.mark.parametrize("field,value", [("id", None), ("messages", None), ("messages", "text"), ("page", None),
+                                         ("step", "x"), ("images", [3])])
+def test_a_broken_sample_is_named_before_any_prediction(tmp_path: Path, run_cli, field: str, value: object) -> None:
+    """Before: KeyError / TypeError / ValueError tracebacks from the middle of the run."""
+    env = write_env_folder(tmp_path / "env")
+    rows = static_rows(image_root=str(env))[:40]
+    if value is None:
+        del rows[2][field]
+    else:
+        rows[2][field] = value
+    samples = write_jsonl(tmp_path / "static.jsonl", rows)
+    result = run_cli("eval", "static", "--policy", "random", "--env", env, "--samples", samples,
+                     "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "m.json")
+    assert result.returncode == 2 and f"{samples}: line 3: " in result.stderr, result.stderr
+    assert not (tmp_path / "p.jsonl").exists()

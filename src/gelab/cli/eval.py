@@ -137,6 +137,10 @@ def cmd_static(args: argparse.Namespace) -> int:
         samples = read_jsonl(args.samples)
         if not samples:
             raise InputError(f"{args.samples}: no samples")
+        if args.policy:
+            from gelab.eval.static_run import check_samples
+
+            check_samples(samples, args.samples)
     if args.policy:
         from gelab.eval.static_run import predict, select_samples
 

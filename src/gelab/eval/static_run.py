@@ -30,6 +30,26 @@ def select_samples(samples: Sequence[dict[str, Any]], limit_tasks: int | None, s
     return [r for r in samples if (r.get("start"), r.get("target"), r.get("path_length")) in keep]
 
 
+def check_samples(samples: Sequence[dict[str, Any]], samples_name: str) -> None:
+    """Every sample can be shown to a policy and scored: ``id``, ``page``, a user message, an image path
+    and consistent scoring columns, every task whole (raises naming the file and line)."""
+    from gelab.eval.static import _project_record, check_records
+
+    records = []
+    for i, row in enumerate(samples, start=1):
+        where = f"{samples_name}: line {i}"
+        messages, images = row.get("messages"), row.get("images")
+        if not isinstance(row.get("page"), str) or "id" not in row:
+            raise InputError(f"{where}: a sample needs 'id' and 'page'")
+        if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "user"
+                                                     and isinstance(m.get("content"), str) for m in messages):
+            raise InputError(f"{where}: messages: expected a list with a user message")
+        if not isinstance(images, list) or not images or not isinstance(images[0], str):
+            raise InputError(f"{where}: images: expected a list of image paths")
+        records.append(_project_record({**row, "prediction": None}, where))
+    check_records(records)
+
+
 def observation(sample: dict[str, Any], where: str) -> Observation:
     user = next((m["content"] for m in sample["messages"] if m["role"] == "user"), None)
     if not isinstance(user, str):
