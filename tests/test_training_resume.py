@@ -181,3 +181,24 @@ def test_a_run_killed_twice_resumes_to_one_clean_log_and_a_summary_of_every_atte
     assert leaks == []  # before: args.json, logging.jsonl, trainer_state.json, training_args.bin
     args = json.loads((out / "run" / "args.json").read_text())
     assert args["output_dir"] == "build/sft/run" and args["model"] == "base"
+
+
+def test_machine_paths_become_relative_and_other_folders_are_left_alone(tmp_path: Path) -> None:
+    import json
+
+    from gelab.train.training import strip_machine_paths
+
+    root = tmp_path / "clone"
+    out = root / "build" / "sft"
+    out.mkdir(parents=True)
+    (out / "args.json").write_text(json.dumps({
+        "output_dir": f"{root}/build/sft/run", "cwd": str(root), "sibling": f"{root}2/x", "backup": f"{root}.old/y",
+        "text": f"saved in {root}, done"}))
+    (out / "training_args.bin").write_bytes(b"pickled " + str(root).encode())
+    (out / "weights.safetensors").write_bytes(str(root).encode())  # binary files other than the args pickle: kept
+    changed = strip_machine_paths(out, root)
+    assert sorted(p.name for p in changed) == ["args.json", "training_args.bin"]
+    assert json.loads((out / "args.json").read_text()) == {
+        "output_dir": "build/sft/run", "cwd": ".", "sibling": f"{root}2/x", "backup": f"{root}.old/y",
+        "text": "saved in ., done"}
+    assert not (out / "training_args.bin").exists() and (out / "weights.safetensors").exists()

@@ -38,6 +38,7 @@ import io
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -522,8 +523,9 @@ def strip_machine_paths(folder: Path, root: Path | None = None) -> list[Path]:
     roots = machine_roots(root)
     if not roots or not folder.exists():
         return changed
-    needles = [(r + "/", "") for r in roots] + [(r, ".") for r in roots]
-    needles += [(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in needles if json.dumps(a)[1:-1] != a]
+    spellings = dict.fromkeys([*roots, *(json.dumps(r)[1:-1] for r in roots)])  # as written, as JSON escapes it
+    # ROOT/x -> x and a bare ROOT -> ., but never ROOT2/x (another folder that merely starts the same)
+    pattern = re.compile(b"(?:" + b"|".join(re.escape(r.encode()) for r in spellings) + rb")(/|(?![\w.-]))")
     for path in sorted(folder.rglob("*")):
         if path.is_symlink() or not path.is_file():
             continue
@@ -534,9 +536,7 @@ def strip_machine_paths(folder: Path, root: Path | None = None) -> list[Path]:
         if path.suffix not in TEXT_SUFFIXES:
             continue
         data = path.read_bytes()
-        new = data
-        for old, replacement in needles:
-            new = new.replace(old.encode(), replacement.encode())
+        new = pattern.sub(lambda m: b"" if m.group(1) else b".", data)
         if new != data:
             atomic_write_bytes(path, new)
             changed.append(path)
