@@ -111,6 +111,12 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, data_di
     logged = [json.loads(line) for line in (sft_out / "run" / "logging.jsonl").read_text().splitlines()]
     resumed = [int(e["global_step/max_steps"].split("/")[0]) for e in logged if "loss" in e][-2:]
     assert resumed == [3, 4]  # the second run trained steps 3..4 only
+    with open(workdir / "metrics" / "sft_steps.csv") as f:  # ... and the step log has each step once
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+    summary = json.loads((workdir / "metrics" / "sft.json").read_text())
+    attempts = json.loads((sft_out / "run" / "gelab_attempts.json").read_text())["attempts"]
+    assert summary["attempts"] == len(attempts) >= 2
+    assert summary["wall_time_s"] == round(sum(a["wall_time_s"] for a in attempts), 1)
 
 
 def test_changed_params_start_over_instead_of_resuming(sft_out: Path, data_dir: Path, tiny: Path,
