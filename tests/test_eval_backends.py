@@ -293,6 +293,6 @@ def test_openai_backend_against_swift_deploy(swift_server: str, env_dir: Path) -
                        image_of=lambda p: str(env_dir / "model_images" / f"{p}.png"))
     m = interactive_metrics(eps, 2, 2)
     assert m["episodes"] == 4 and m["steps"] == sum(e.episode.steps for e in eps) > 0
-    bad = OpenAIBackend(swift_server, "no-such-model", Sampling(max_new_tokens=4), retries=0)
-    with pytest.raises(RuntimeError, match="request to .* failed"):
+    bad = OpenAIBackend(swift_server, "no-such-model", Sampling(max_new_tokens=4))
+    with pytest.raises(GelabError, match=r"POST .* failed after 1 try .*: HTTP 4\d\d"):  # a 4xx is not retried
         bad.generate(reqs[:1])

@@ -192,3 +192,24 @@ def test_resuming_someone_elses_log_is_refused(tmp_path: Path, run_cli) -> None:
     run_cli("eval", "interactive", *base, "--policy", "oracle", check=True)
     res = run_cli("eval", "interactive", *base, "--policy", "random")
     assert res.returncode == 2 and "written by another run (policy: 'oracle' there, 'random' now)" in res.stderr
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"target": "page_999"}, "row 3: 'page_999' is not a page of this environment"),  # before: a KeyError traceback
+    ({"path_length": 7}, "row 3: path_length 7, but"),  # before: scored in the wrong per-length bucket
+    ({"target": "page_7"}, "row 3: page_7->page_7"),  # start == target (the task of row 3 starts on page_7)
+    ({"subtree": "page_1"}, "is not a task of subtree 'page_1'"),
+])
+def test_a_task_file_that_does_not_fit_the_environment_is_refused(tmp_path: Path, run_cli, change: dict,
+                                                                    message: str) -> None:
+    env = write_env_folder(tmp_path / "env")
+    rows = [t.to_json() for t in tasks()[:5]]
+    rows[2].update(change)
+    if change.get("target") == "page_7":
+        rows[2]["start"] = "page_7"
+        message = "row 3: start and target are both page_7"
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_cli("eval", "interactive", "--policy", "oracle", "--env", env, "--tasks", path,
+                     "--out", tmp_path / "m.json")
+    assert result.returncode == 2 and message in result.stderr and str(path) in result.stderr, result.stderr

@@ -180,12 +180,12 @@ def test_duplicate_row_is_named_with_both_lines(tmp_path: Path) -> None:
         score_file(_predictions(tmp_path, rows))
 
 
-def test_wrong_subtree_is_named(tmp_path: Path) -> None:
+def test_wrong_subtree_is_named_without_samples(tmp_path: Path) -> None:
     samples = static_rows()
     preds = [prediction_row(r, r["solution"]) for r in samples]
     preds[5]["subtree"] = "page_4"
     with pytest.raises(PredictionFileError, match=r"line 6: row .* is from subtree page_4, .* is subtree page_5"):
-        score_file(write_jsonl(tmp_path / "p.jsonl", preds), write_jsonl(tmp_path / "s.jsonl", samples))
+        score_file(write_jsonl(tmp_path / "p.jsonl", preds))
 
 
 def test_rows_of_another_subtree_match_no_sample(tmp_path: Path) -> None:
@@ -379,3 +379,163 @@ def test_cli_batch_size_zero_answers_everything_in_one_call(tmp_path: Path, run_
                   "--predictions", tmp_path / "q.jsonl", "--out", tmp_path / "q.json", "--batch-size", -1)
     assert bad.returncode == 2 and "command line: eval.batch_size: must be >= 0, got -1" in bad.stderr
     assert not (tmp_path / "q.json").exists()
+
+
+# --- ground truth only from the samples (SPEC §5: a scorer must not be tamperable) ------------
+
+def _leaderboard_case(tmp_path: Path) -> tuple[list[dict], list[dict], Path]:
+    """A few tasks of every path length, and a seeded mix of right answers and random clicks."""
+    from evalkit import tasks
+
+    by_length: dict[int, list] = {}
+    for t in tasks():
+        by_length.setdefault(t.path_length, []).append(t)
+    samples = static_rows(task_list=[t for ts in by_length.values() for t in ts[:3]])
+    rng = random.Random(7)
+    answers = [r["solution"] if rng.random() < 0.4 else
+               fmt.click_text(rng.choice([r["gt_name"] or "home", "back"]), r["page"], rng.randint(0, 1000),
+                              rng.randint(0, 1000)) for r in samples]
+    preds = [prediction_row(r, a) for r, a in zip(samples, answers)]
+    return samples, preds, write_jsonl(tmp_path / "samples.jsonl", samples)
+
+
+TAMPERED = {  # a prediction row's field -> what a cheater writes there
+    "bbox_norm": lambda row: [0, 0, 1000, 1000],  # every click inside
+    "action": lambda row: "click" if fmt.parse_action(row["prediction"]).__class__ is fmt.Click else "complete",
+    "gt_name": lambda row: getattr(fmt.parse_action(row["prediction"]), "name", None),  # the name it said
+    "page": lambda row: "page_0",
+    "subtree": lambda row: "page_1",
+    "start": lambda row: row["target"],
+    "target": lambda row: row["start"],
+    "path_length": lambda row: 0,
+    "step": lambda row: 0,
+    "kind": lambda row: "grounding",
+}
+
+
+@pytest.mark.parametrize("field", sorted(TAMPERED))
+def test_tampered_fields_of_prediction_rows_never_change_a_score(tmp_path: Path, field: str) -> None:
+    samples, preds, sample_file = _leaderboard_case(tmp_path)
+    honest = score_file(write_jsonl(tmp_path / "honest.jsonl", preds), sample_file)
+    assert 0 < honest["overall"] < 100
+    tampered = [{**row, field: TAMPERED[field](row)} for row in preds]
+    assert score_file(write_jsonl(tmp_path / "tampered.jsonl", tampered), sample_file) == honest
+    bare = [{"id": row["id"], "prediction": row["prediction"]} for row in preds]  # id + prediction are enough
+    assert score_file(write_jsonl(tmp_path / "bare.jsonl", bare), sample_file) == honest
+
+
+def test_random_clicks_with_widened_boxes_score_as_random_clicks(tmp_path: Path) -> None:
+    samples, _, sample_file = _leaderboard_case(tmp_path)
+    rng = random.Random(3)
+    clicks = [prediction_row(r, fmt.click_text(r["gt_name"] or "home", r["page"], rng.randint(0, 1000),
+                                               rng.randint(0, 1000))) for r in samples]
+    widened = [{**row, "bbox_norm": [0, 0, 1000, 1000], "action": "click"} for row in clicks]
+    honest = score_file(write_jsonl(tmp_path / "c.jsonl", clicks), sample_file)
+    assert score_file(write_jsonl(tmp_path / "w.jsonl", widened), sample_file) == honest
+    assert honest["overall"] < 20
+    # released layout: the box and the ground-truth assistant message of the row are not read either
+    released = [release_row(r, p["prediction"], i) for i, (r, p) in enumerate(zip(samples, clicks))]
+    for row in released:
+        row["bbox_norm"] = [0, 0, 1000, 1000]
+        row["messages"][1]["content"] = row["prediction"]
+    assert score_file(write_jsonl(tmp_path / "r.jsonl", released), sample_file) == honest
+
+
+def test_predictions_of_a_variant_scored_against_base_samples_use_the_base_boxes(tmp_path: Path) -> None:
+    """Env-Position answers (their rows carry Env-Position's boxes) are judged by the base samples' boxes."""
+    from evalkit import env_base, tasks
+
+    from gelab.data.datasets import Source, step_rows
+    from gelab.env.envdir import Environment, RenderSettings
+    from gelab.env.variants import make_variant
+    from gelab.params import EnvParams
+
+    task_list = tasks()[:60]
+    base = static_rows(task_list=task_list)
+    moved, art = make_variant("position", *env_base(), 1, EnvParams())
+    src = Source.of(Environment(Path("env"), moved, art, RenderSettings()))
+    position = list(step_rows(src, task_list, random.Random(0)))
+    assert [r["id"] for r in position] == [r["id"] for r in base]
+    preds = write_jsonl(tmp_path / "p.jsonl", [prediction_row(r, r["solution"]) for r in position])
+    assert score_file(preds)["overall"] == 100  # right in Env-Position, by its own rows
+    against_base = score_file(preds, write_jsonl(tmp_path / "s.jsonl", base))
+    assert against_base["edge"] < 50 and against_base["overall"] < 100
+
+
+def test_a_step_repeated_under_a_new_id_is_refused_without_samples(tmp_path: Path) -> None:
+    rows = [prediction_row(r, r["solution"]) for r in static_rows()[:40]]
+    rows.append({**rows[7], "id": rows[7]["id"] + "-again"})
+    with pytest.raises(PredictionFileError, match=r"line 41: row .*-again' repeats step .* \(already row .* at line 8\)"):
+        score_file(write_jsonl(tmp_path / "p.jsonl", rows))
+
+
+def test_a_complete_before_the_last_step_is_refused_without_samples(tmp_path: Path) -> None:
+    rows = [prediction_row(r, r["solution"]) for r in static_rows()[:40]]
+    first_click = next(i for i, r in enumerate(rows) if r["action"] == "click")
+    rows[first_click].update(action="complete", gt_name=None, bbox_norm=None)
+    with pytest.raises(PredictionFileError, match=rf"line {first_click + 1}: .* must be a click, got complete"):
+        score_file(write_jsonl(tmp_path / "p.jsonl", rows))
+
+
+# --- persisted logs (DVC keeps them) resume only the very same run ------------------------------
+
+def test_a_log_of_other_samples_is_refused_or_restarted(tmp_path: Path, run_cli) -> None:
+    """The samples file at the same path changed (data rebuilt): its old predictions are never reused."""
+    env = write_env_folder(tmp_path / "env")
+    rows = static_rows(image_root=str(env))
+    samples = write_jsonl(tmp_path / "static.jsonl", rows[:40])
+    argv = ["eval", "static", "--policy", "random", "--env", env, "--samples", samples,
+            "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "m.json"]
+    run_cli(*argv, check=True)
+    write_jsonl(samples, rows[40:80])  # same path, other rows
+    refused = run_cli(*argv)
+    assert refused.returncode == 2 and "samples_sha256" in refused.stderr and "--fresh" in refused.stderr
+    run_cli(*argv, "--restart-if-changed", check=True)
+    assert [json.loads(line)["id"] for line in open(tmp_path / "p.jsonl")] == [r["id"] for r in rows[40:80]]
+    again = (tmp_path / "p.jsonl").read_bytes()
+    run_cli(*argv, "--restart-if-changed", check=True)  # the same run: resumed (nothing left to do)
+    assert (tmp_path / "p.jsonl").read_bytes() == again
+
+
+def test_model_inputs_are_checked_before_the_first_call(tmp_path: Path, run_cli) -> None:
+    """Before: a missing page image failed the run at the first batch that showed it (minutes in)."""
+    env = write_env_folder(tmp_path / "env")  # no page images
+    samples = write_jsonl(tmp_path / "static.jsonl", static_rows(image_root=str(env))[:10])
+    model = tmp_path / "model"
+    model.mkdir()
+    argv = ["eval", "static", "--policy", "hf", "--model", model, "--samples", samples,
+            "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "m.json"]
+    result = run_cli(*argv)
+    assert result.returncode == 2 and "has no config.json" in result.stderr
+    (model / "config.json").write_text("{}")
+    result = run_cli(*argv)
+    assert result.returncode == 2 and "model_images/page_0.png: missing image" in result.stderr
+    assert not (tmp_path / "p.jsonl").exists()
+    inter = run_cli("eval", "interactive", "--policy", "hf", "--model", model, "--env", env, "--subtree", "page_5",
+                    "--out", tmp_path / "i.json")
+    assert inter.returncode == 2 and "missing image of page_0" in inter.stderr
+
+
+def test_a_released_layout_step_given_twice_is_refused_without_samples(tmp_path: Path) -> None:
+    rows = static_rows()[:40]
+    released = [release_row(r, r["solution"], i) for i, r in enumerate(rows)]
+    released.append({**released[5], "idx": 99})  # the same step again, under another idx
+    with pytest.raises(PredictionFileError, match=r"line 41: duplicate row .* \(first at line 6\)"):
+        score_file(write_jsonl(tmp_path / "r.jsonl", released))
+
+
+@pytest.mark.parametrize("field,value", [("id", None), ("messages", None), ("messages", "text"), ("page", None),
+                                         ("step", "x"), ("images", [3])])
+def test_a_broken_sample_is_named_before_any_prediction(tmp_path: Path, run_cli, field: str, value: object) -> None:
+    """Before: KeyError / TypeError / ValueError tracebacks from the middle of the run."""
+    env = write_env_folder(tmp_path / "env")
+    rows = static_rows(image_root=str(env))[:40]
+    if value is None:
+        del rows[2][field]
+    else:
+        rows[2][field] = value
+    samples = write_jsonl(tmp_path / "static.jsonl", rows)
+    result = run_cli("eval", "static", "--policy", "random", "--env", env, "--samples", samples,
+                     "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "m.json")
+    assert result.returncode == 2 and f"{samples}: line 3: " in result.stderr, result.stderr
+    assert not (tmp_path / "p.jsonl").exists()

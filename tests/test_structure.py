@@ -56,7 +56,59 @@ def _missing_field(d: dict) -> None:
     del d["pages"]["page_7"]["depth"]
 
 
+def _image(name: str, page: str = "page_1") -> Callable[[dict], None]:
+    def mutate(d: dict) -> None:
+        d["pages"][page]["image"] = name
+    return mutate
+
+
+def _first_content(d: dict, page: str) -> dict:
+    return next(t for t in d["pages"][page]["transitions"] if t["action"] not in ("back", "home"))
+
+
+def _content_as_system(d: dict) -> None:
+    d["pages"]["page_3"]["layout"][_first_content(d, "page_3")["action"]]["type"] = "system"
+
+
+def _back_elsewhere(d: dict) -> None:
+    next(t for t in d["pages"]["page_8"]["transitions"] if t["action"] == "back")["target_page"] = "page_4"
+
+
+def _wrong_depth(d: dict) -> None:
+    d["pages"]["page_7"]["depth"] = 5
+
+
+def _two_parents(d: dict) -> None:
+    _first_content(d, "page_1")["target_page"] = _first_content(d, "page_2")["target_page"]
+
+
+def _page_id(d: dict) -> None:
+    d["pages"]["home page"] = d["pages"].pop("page_230")
+
+
+def _flat_box(d: dict) -> None:
+    name = _first_content(d, "page_4")["action"]
+    box = d["pages"]["page_4"]["layout"][name]["bbox"]
+    box[2] = box[0]
+    _first_content(d, "page_4")["icon_bbox"] = box
+
+
 BAD: list[tuple[str, Callable[[dict], None], list[str]]] = [
+    # every field that names a file is a plain file name inside the folder, and each page has its own
+    ("image outside the folder", _image("../evil.png"), ["page_1", ".image", "'../evil.png'", "plain file name"]),
+    ("image at an absolute path", _image("/tmp/evil.png"), ["page_1", ".image", "'/tmp/evil.png'"]),
+    ("image in a sub-folder", _image("sub/page_1.png"), ["page_1", ".image", "no folders"]),
+    ("image not a png", _image("page_1.exe"), ["page_1", ".image", ".png"]),
+    ("hidden image", _image(".png"), ["page_1", ".image"]),
+    ("two pages, one image", _image("page_1.png", "page_2"), ["page_2.image", "already the image of page_1"]),
+    ("one image in two letter cases", _image("PAGE_1.png", "page_2"), ["page_2.image", "already the image of page_1"]),
+    ("page id not page_N", _page_id, ["pages: page id 'home page'", "page_<N>"]),
+    # a file that would load into a silently different environment
+    ("content icon typed system", _content_as_system, ["page_3.layout", ".type", "'system'"]),
+    ("back leading elsewhere", _back_elsewhere, ["page_8.transitions", "back must lead to page_1, got page_4"]),
+    ("depth disagreeing with the tree", _wrong_depth, ["page_7.depth", "2 clicks below page_0"]),
+    ("a page with two parents", _two_parents, ["page_2.transitions", "target_page", "child of one page only"]),
+    ("zero-width box", _flat_box, ["page_4.layout", "bbox", "x1 < x2"]),
     ("unknown target page", _unknown_target, ["page_3", "target_page", "page_999"]),
     ("box outside the canvas", _box_outside, ["page_4", "bbox", "outside"]),
     ("page unreachable from the root", _unreachable, ["unreachable"]),
@@ -105,6 +157,24 @@ def test_cli_import_of_bad_file_writes_nothing(base_env: Environment, tmp_path: 
     assert "page_999" in proc.stderr and str(bad) in proc.stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".imported")]
+
+
+def test_cli_import_never_writes_outside_its_folder(base_env: Environment, tmp_path: Path, run_cli) -> None:
+    """Before: `../evil.png` was written beside the output, an absolute path wherever it pointed, and two pages
+    naming one image overwrote each other; all exited 0."""
+    outside = tmp_path / "abs.png"
+    for mutate, words in [(_image("../evil.png"), ["page_1.image", "../evil.png"]),
+                          (_image(str(outside)), ["page_1.image", str(outside)]),
+                          (_image("page_1.png", "page_2"), ["page_2.image", "page_1"])]:
+        raw = _raw(base_env)
+        mutate(raw)
+        bad = tmp_path / "ui_structure.json"
+        bad.write_text(json.dumps(raw))
+        before = sorted(p.name for p in tmp_path.iterdir())
+        proc = run_cli("env", "import", bad, "--out", tmp_path / "imported")
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+        assert all(w in proc.stderr for w in [str(bad), *words]), proc.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written: no folder, no stray file
 
 
 def test_export_import_round_trip_is_lossless(base_env: Environment, tmp_path: Path, run_cli) -> None:

@@ -50,7 +50,9 @@ def tiny(data_dir: Path, workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def sft_out(data_dir: Path, tiny: Path, workdir: Path) -> Path:
     out = workdir / "sft"
-    run_stage(_params(data_dir, tiny), "sft", str(tiny), out, workdir / "metrics")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)  # workdir plays the clone: ms-swift writes absolute paths into it
+        run_stage(_params(data_dir, tiny), "sft", str(tiny), out, workdir / "metrics")
     return out
 
 
@@ -80,6 +82,15 @@ def test_sft_writes_zero3_shards_consolidated_weights_and_metrics(sft_out: Path,
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(r["learning_rate"] for r in rows)
 
 
+def test_no_machine_path_in_the_training_outputs(sft_out: Path, workdir: Path) -> None:
+    """ms-swift writes the clone's absolute path into args.json, logging.jsonl and training_args.bin; after
+    the run none is left (paths are relative to the clone), so pushed outputs do not name the machine."""
+    leaks = [p.relative_to(sft_out) for p in sft_out.rglob("*")
+             if p.is_file() and not p.is_symlink() and str(workdir).encode() in p.read_bytes()]
+    assert leaks == []
+    assert json.loads((sft_out / "run" / "args.json").read_text())["output_dir"] == "sft/run"
+
+
 def test_a_finished_run_is_not_trained_again(sft_out: Path, data_dir: Path, tiny: Path, workdir: Path) -> None:
     before = [c.name for c in checkpoints(sft_out / "run")]
     log = (sft_out / "run" / "logging.jsonl").read_text()
@@ -100,6 +111,12 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, data_di
     logged = [json.loads(line) for line in (sft_out / "run" / "logging.jsonl").read_text().splitlines()]
     resumed = [int(e["global_step/max_steps"].split("/")[0]) for e in logged if "loss" in e][-2:]
     assert resumed == [3, 4]  # the second run trained steps 3..4 only
+    with open(workdir / "metrics" / "sft_steps.csv") as f:  # ... and the step log has each step once
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+    summary = json.loads((workdir / "metrics" / "sft.json").read_text())
+    attempts = json.loads((sft_out / "run" / "gelab_attempts.json").read_text())["attempts"]
+    assert summary["attempts"] == len(attempts) >= 2
+    assert summary["wall_time_s"] == round(sum(a["wall_time_s"] for a in attempts), 1)
 
 
 def test_changed_params_start_over_instead_of_resuming(sft_out: Path, data_dir: Path, tiny: Path,

@@ -36,6 +36,24 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def utf8_text(data: bytes, path: str | Path, error: type[InputError] = InputError) -> str:
+    """``data`` decoded as UTF-8; bytes that are not raise ``error`` naming the file, line and byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+
+
+def read_text(path: str | Path, error: type[InputError] = InputError) -> str:
+    """A UTF-8 text file; an unreadable file or bytes that are not UTF-8 raise ``error`` naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return utf8_text(data, path, error)
+
+
 def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
     """Compact JSON Lines (key order kept, UTF-8), encoded with msgspec for speed."""
     import msgspec
@@ -88,12 +106,7 @@ def read_yaml(path: str | Path, error: type[InputError] = InputError) -> Any:
     """Parsed YAML; an unreadable or invalid file, or a duplicate key, raises ``error`` naming the file."""
     import yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path, error)
     try:
         return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:

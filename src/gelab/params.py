@@ -24,14 +24,21 @@ T = TypeVar("T")
 
 VARIANT_KINDS = ("image", "name", "position", "noise")  # the OOD environments of paper Table 3
 MODEL_BACKENDS = ("hf", "vllm", "openai")  # model backends of evaluation (gelab.eval.backends)
+REFERENCE_POLICIES = ("oracle", "random", "home-then-complete")  # scripted policies (gelab.eval.policies)
 PATCH_GROUP = 28  # Qwen2.5-VL: 14-pixel patches merged 2 × 2 — image sides are multiples of 28
+MAX_CANVAS = 10_000  # pixels per side (gelab.env.structure has the same bound for environment files)
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # eval.checkpoints keys: folder names under build/eval
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # launch.extra_env keys
 
 # --- constrained numbers ---------------------------------------------------------------------------
 
 NonNeg = Annotated[int, msgspec.Meta(ge=0)]
 Pos = Annotated[int, msgspec.Meta(ge=1)]
-PosFloat = Annotated[float, msgspec.Meta(gt=0)]  # NaN fails every bound
+PosFloat = Annotated[float, msgspec.Meta(gt=0)]  # NaN fails every bound; infinity: see _non_finite
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+Seed = Annotated[int, msgspec.Meta(ge=0, lt=2**32)]  # NumPy's and torch's seed range
+Side = Annotated[int, msgspec.Meta(ge=1, le=MAX_CANVAS)]  # an image side, pixels
+Workers = Annotated[int, msgspec.Meta(ge=1, le=256)]  # processes
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 OpenUnit = Annotated[float, msgspec.Meta(gt=0, le=1)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -58,17 +65,18 @@ def _box(name: str, box: list[int], canvas: list[int]) -> None:
 class EnvParams(Section, frozen=True):
     """Env-Base generation (SPEC §1). Pixel values are canvas pixels."""
 
-    seed: int = 0  # every random choice of the generator derives from this
+    seed: Seed = 0  # every random choice of the generator derives from this
     branching: list[NonNeg] = msgspec.field(default_factory=lambda: [5, 3, 2, 2, 1, 1])  # children per page, by depth
-    canvas: list[Pos] = msgspec.field(default_factory=lambda: [1179, 2556])  # width, height (portrait phone)
-    icon_size: Pos = 200  # content and system icons are icon_size × icon_size
+    canvas: list[Side] = msgspec.field(default_factory=lambda: [1179, 2556])  # width, height (portrait phone)
+    icon_size: Side = 200  # content and system icons are icon_size × icon_size
     back_box: list[int] = msgspec.field(default_factory=lambda: [60, 60, 260, 260])
     home_box: list[int] = msgspec.field(default_factory=lambda: [919, 60, 1119, 260])
     title_box: list[int] = msgspec.field(default_factory=lambda: [389, 60, 789, 260])  # page id drawn centred here
     grid_x: list[NonNeg] = msgspec.field(default_factory=lambda: [244, 474, 704, 934])  # slot left edges
     grid_y: list[NonNeg] = msgspec.field(default_factory=lambda: [568, 798, 1028, 1258, 1488, 1718, 1948, 2178])  # tops
-    model_image_size: Pos = 448  # model input is model_image_size² (448² = max_pixels 200704)
-    render_workers: Pos = 2  # processes that render pages (output does not depend on it)
+    model_image_size: Annotated[int, msgspec.Meta(ge=PATCH_GROUP, le=3584)] = 448  # model input is
+    # model_image_size² (448² = max_pixels 200704; 3584² is Qwen2.5-VL's largest image budget)
+    render_workers: Workers = 2  # processes that render pages (output does not depend on it)
 
     def check(self) -> None:
         if len(self.canvas) != 2:
@@ -78,9 +86,20 @@ class EnvParams(Section, frozen=True):
         if any(x + self.icon_size > self.canvas[0] for x in self.grid_x) or \
                 any(y + self.icon_size > self.canvas[1] for y in self.grid_y):
             raise ValueError(f"grid_x: slots of {self.icon_size} px must fit inside the canvas {self.canvas}")
-        slots = len(self.grid_x) * len(self.grid_y)
-        if not self.branching or max(self.branching) > slots:
-            raise ValueError(f"branching: each entry must be 0..{slots} (the grid slots), got {self.branching}")
+        for name in ("grid_x", "grid_y"):  # hit tests are inclusive: slots whose edges touch overlap
+            edges = sorted(getattr(self, name))
+            if any(b - a <= self.icon_size for a, b in zip(edges, edges[1:])):
+                raise ValueError(f"{name}: slots of {self.icon_size} px overlap (edges {getattr(self, name)} must "
+                                 f"be more than icon_size apart)")
+        slots = [(x, y, x + self.icon_size, y + self.icon_size) for y in self.grid_y for x in self.grid_x]
+        boxes = [("back_box", self.back_box), ("home_box", self.home_box), ("title_box", self.title_box)]
+        for i, (name, a) in enumerate(boxes):
+            others = [*boxes[i + 1:], *((f"the grid slot at ({b[0]}, {b[1]})", b) for b in slots)]
+            for other, b in others:
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    raise ValueError(f"{name}: {a} overlaps {other} {list(b)} (edges count as inside)")
+        if not self.branching or max(self.branching) > len(slots):
+            raise ValueError(f"branching: each entry must be 0..{len(slots)} (the grid slots), got {self.branching}")
         if self.branching[0] < 1:
             raise ValueError(f"branching: the root needs at least one child, got {self.branching}")
         if self.model_image_size % PATCH_GROUP:
@@ -92,7 +111,7 @@ class VariantParams(Section, frozen=True):
     """OOD variants built from the base environment (SPEC §1); each has its own seed."""
 
     kinds: list[str] = msgspec.field(default_factory=lambda: list(VARIANT_KINDS))
-    seed: int = 1
+    seed: Seed = 1
     noise_icons: NonNeg = 2  # distractor icons per page for Env-Noise (the paper's figure shows two)
 
     def check(self) -> None:
@@ -104,7 +123,7 @@ class VariantParams(Section, frozen=True):
 class DataParams(Section, frozen=True):
     """Datasets (SPEC §4). Subtrees are named by their root page."""
 
-    seed: int = 0  # click points and captioning points derive from this
+    seed: Seed = 0  # click points and captioning points derive from this
     sft_subtrees: list[PageId] = msgspec.field(default_factory=lambda: ["page_1", "page_2"])
     rl_subtrees: list[PageId] = msgspec.field(default_factory=lambda: ["page_3", "page_4"])
     test_subtree: PageId = "page_5"  # held out: OOD static and interactive evaluation
@@ -132,7 +151,7 @@ class DataParams(Section, frozen=True):
 class TinyModelParams(Section, frozen=True):
     """The embedded default model (``gelab train model``): a random-init Qwen2.5-VL, no download."""
 
-    seed: int = 0  # torch.manual_seed for the weights
+    seed: Seed = 0  # torch.manual_seed for the weights
     corpus: list[str] = msgspec.field(default_factory=lambda: ["build/data/sft.jsonl"])  # BPE training texts
     vocab_learned: Pos = 1024  # BPE entries trained on the corpus (ids 0..vocab_learned-1)
     text_hidden: Pos = 64  # LM width
@@ -196,6 +215,9 @@ class LaunchParams(Section, frozen=True):
                 raise ValueError(f"{name}: must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank: must be below nnodes ({self.nnodes}), got {self.node_rank}")
+        bad = next((k for k, v in self.extra_env.items() if not ENV_NAME.fullmatch(k) or "\0" in v), None)
+        if bad is not None:
+            raise ValueError(f"extra_env: {bad!r} is not a usable environment variable (name: letters, digits, _)")
         if self.nnodes > 1 and LOOPBACK.match(self.master_addr):
             raise ValueError(f"master_addr: {self.master_addr} is this machine only; with nnodes {self.nnodes} "
                              "write node 0's address, or \"\" and set MASTER_ADDR on every node")
@@ -215,14 +237,12 @@ class TrainStage(Section, frozen=True):
     save_steps: Pos = 500
     save_total_limit: Pos = 2
     logging_steps: Pos = 5
-    seed: int = 42
+    seed: Seed = 42
     extra_args: list[str] = msgspec.field(default_factory=list)  # appended verbatim to the swift command
 
     def check(self) -> None:
         if self.max_steps == 0:
             raise ValueError("max_steps: must be -1 (run the epochs) or at least 1, got 0")
-        if not math.isfinite(self.learning_rate) or not math.isfinite(self.epochs):
-            raise ValueError("learning_rate: must be finite")
 
 
 class SftParams(TrainStage, frozen=True):
@@ -273,7 +293,7 @@ class RlParams(TrainStage, frozen=True):
 class EvalParams(Section, frozen=True):
     """Static and interactive evaluation (SPEC §5). Limits are for the CPU profile; 0 = the full set."""
 
-    seed: int = 0  # sampling seeds (per episode and step) and task subsets derive from this
+    seed: Seed = 0  # sampling seeds (per episode and step) and task subsets derive from this
     attempts: Pos = 5  # interactive attempts per task: Pass@1 = mean, Pass@k = any (k = attempts)
     max_steps: Pos = 12  # interactive step cap (paper: "e.g. 12")
     temperature: NonNegFloat = 1.0  # interactive sampling; > 0 so that attempts differ (the paper does not say)
@@ -289,12 +309,29 @@ class EvalParams(Section, frozen=True):
     interactive_limit_tasks: NonNeg = 0  # model stages: tasks of the interactive run, stratified; 0 = all 2,162
     reference_policies: list[str] = msgspec.field(default_factory=lambda: ["oracle", "random", "home-then-complete"])
     checkpoints: dict[str, str] = msgspec.field(default_factory=dict)  # model name -> HF folder
+    # openai backend (an HTTP endpoint): time limits and retries of one request
+    connect_timeout_s: PosFloat = 10.0  # to open the connection
+    read_timeout_s: PosFloat = 300.0  # without a byte from the server (a long generation queue included)
+    request_deadline_s: PosFloat = 900.0  # one request in all, retries and waits included
+    retries: Annotated[int, msgspec.Meta(ge=0, le=20)] = 4  # after the first try, on retryable errors only
+    retry_backoff_s: NonNegFloat = 1.0  # wait before the first retry; doubles each time (at most 60 s)
 
     def check(self) -> None:
         if self.backend not in MODEL_BACKENDS:
             raise ValueError(f"backend: must be one of {', '.join(MODEL_BACKENDS)}, got {self.backend!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device: must be auto, cpu or cuda, got {self.device!r}")
+        unknown = [p for p in self.reference_policies if p not in REFERENCE_POLICIES]
+        if unknown or len(set(self.reference_policies)) != len(self.reference_policies):
+            raise ValueError(f"reference_policies: distinct names from {', '.join(REFERENCE_POLICIES)}, "
+                             f"got {self.reference_policies}")
+        for name in self.checkpoints:
+            if not MODEL_NAME.fullmatch(name) or name in REFERENCE_POLICIES:
+                raise ValueError(f"checkpoints: {name!r} is not a model name (a folder name under build/eval: "
+                                 f"letters, digits, '_', '-', '.'; not a reference policy's)")
+        if self.request_deadline_s < max(self.connect_timeout_s, self.read_timeout_s):
+            raise ValueError(f"request_deadline_s: {self.request_deadline_s} is shorter than connect_timeout_s "
+                             f"({self.connect_timeout_s}) or read_timeout_s ({self.read_timeout_s})")
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -353,8 +390,23 @@ def _checked(section: Section, where: str) -> None:
             _checked(value, f"{where}.{name}")
 
 
+def _non_finite(raw: Any, key: str = "") -> tuple[str, float] | None:
+    """The first infinite or NaN number in a raw section (YAML writes them ``.inf``, ``.nan``)."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return key, raw
+    items = raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{key}[{k}]" if isinstance(k, int) else f"{key}.{k}")
+        if found is not None:
+            return found
+    return None
+
+
 def from_dict(cls: type[T], raw: Any, where: str) -> T:
     """Build struct ``cls`` from a mapping (``None``: every default); errors name ``where`` and the key."""
+    bad = _non_finite(raw)
+    if bad is not None:
+        raise ParamsError(f"{where}{bad[0]}: must be a finite number, got {bad[1]}")
     try:
         value = msgspec.convert({} if raw is None else raw, cls, strict=True)
     except msgspec.ValidationError as exc:

@@ -24,6 +24,21 @@ COMMAND_MODULES = [
 ]
 
 
+def at_least(minimum: int):  # type: ignore[no-untyped-def]
+    """An argparse ``type``: a whole number not below ``minimum`` (else a usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gelab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -45,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{exc.filename}: {exc.strerror or exc}"
         else:
             message = str(exc)
+        message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a file held
         print(f"gelab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gelab.env.envdir import RenderSettings, load_environment, write_environment
 from gelab.env.structure import STRUCTURE_FILE, load_structure
+from gelab.errors import InputError
 from gelab.params import EnvParams, VariantParams, load_section, replace
 
 
@@ -17,8 +18,12 @@ def _env_params(args: argparse.Namespace) -> EnvParams:
     if args.seed is not None:
         overrides["seed"] = args.seed
     if args.branching:
-        overrides["branching"] = [int(b) for b in args.branching.split(",")]
-    if args.model_image_size:
+        try:
+            overrides["branching"] = [int(b) for b in args.branching.split(",")]
+        except ValueError:
+            raise InputError(f"--branching: expected whole numbers separated by commas, got {args.branching!r}") \
+                from None
+    if args.model_image_size is not None:
         overrides["model_image_size"] = args.model_image_size
     return replace(params, "command line: env", **overrides)
 
@@ -65,10 +70,11 @@ def cmd_variant(args: argparse.Namespace) -> int:
     _use_inputs(args)
     env_params = load_section(args.params, "env", EnvParams) if args.params else EnvParams()
     vparams = load_section(args.params, "variants", VariantParams) if args.params else VariantParams()
-    seed = vparams.seed if args.seed is None else args.seed
+    overrides = {k: v for k, v in (("seed", args.seed), ("noise_icons", args.noise_icons)) if v is not None}
+    vparams = replace(vparams, "command line: variant", **overrides)
     base = load_environment(args.base)
-    structure, art = make_variant(args.kind, base.structure, base.art, seed, env_params,
-                                  noise_icons=vparams.noise_icons if args.noise_icons is None else args.noise_icons)
+    structure, art = make_variant(args.kind, base.structure, base.art, vparams.seed, env_params,
+                                  noise_icons=vparams.noise_icons)
     env = write_environment(args.out, structure, art, base.settings, workers=env_params.render_workers)
     print(f"wrote {env.root}: Env-{args.kind.capitalize()} of {args.base}")
     return 0
@@ -78,11 +84,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from gelab.env.generate import assign_art
 
     _use_inputs(args)
+    settings = RenderSettings(replace(EnvParams(), "command line: import",
+                                      model_image_size=args.model_image_size).model_image_size)
+    workers = replace(EnvParams(), "command line: import", render_workers=args.workers).render_workers
     structure = load_structure(args.file)
     names = sorted({e.name for p in structure.pages.values() for e in p.elements if e.type != "system"})
     art = assign_art(names, seed=args.seed)
-    settings = RenderSettings(args.model_image_size)
-    env = write_environment(args.out, structure, art, settings, workers=args.workers)
+    env = write_environment(args.out, structure, art, settings, workers=workers)
     print(f"imported {args.file} into {env.root}: {len(structure.pages)} pages")
     return 0
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gelab.cli import at_least
 from gelab.errors import InputError
 from gelab.eval.backends import MODEL_BACKENDS
 from gelab.eval.policies import REFERENCE_POLICIES
@@ -19,7 +20,7 @@ POLICIES = (*REFERENCE_POLICIES, *MODEL_BACKENDS)
 def _params(args: argparse.Namespace) -> EvalParams:
     params = load_section(args.params, "eval", EvalParams) if args.params else EvalParams()
     overrides = {k: getattr(args, k) for k in ("seed", "temperature", "top_p", "top_k", "max_new_tokens",
-                                               "batch_size", "device", "max_pixels")
+                                               "batch_size", "device", "max_pixels", "attempts", "max_steps")
                  if getattr(args, k, None) is not None}
     return replace(params, "command line: eval", **overrides)
 
@@ -53,7 +54,11 @@ def _policy(args: argparse.Namespace, params: EvalParams, temperature: float, en
             if not args.base_url:
                 raise InputError("--policy openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
             options: dict[str, Any] = {"base_url": args.base_url, "model": args.api_model or args.model,
-                                       "api_key_env": args.api_key_env, "concurrency": args.concurrency}
+                                       "api_key_env": args.api_key_env, "concurrency": args.concurrency,
+                                       "connect_timeout_s": params.connect_timeout_s,
+                                       "read_timeout_s": params.read_timeout_s,
+                                       "request_deadline_s": params.request_deadline_s,
+                                       "retries": params.retries, "retry_backoff_s": params.retry_backoff_s}
         else:
             if not args.model:
                 raise InputError(f"--policy {args.policy} needs --model (an HF checkpoint folder)")
@@ -69,9 +74,46 @@ def _policy(args: argparse.Namespace, params: EvalParams, temperature: float, en
     return reference_policy(args.policy, Navigator(load_environment(env_dir).structure), params.seed)
 
 
+def _check_inputs(args: argparse.Namespace, samples: list[dict[str, Any]] | None = None, env: Any = None) -> None:
+    """Before the first model call: the model folder has its config, and every image the run can show
+    exists (so a missing file stops the run at once, not minutes in)."""
+    if args.policy not in MODEL_BACKENDS:
+        return  # reference policies read neither weights nor images
+    if args.policy in ("hf", "vllm") and args.model and not (Path(args.model) / "config.json").is_file():
+        raise InputError(f"--model: {args.model} has no config.json (not a Hugging Face model folder)")
+    if samples is not None:
+        for i, sample in enumerate(samples, start=1):
+            images = sample.get("images")
+            if not isinstance(images, list) or not images or not isinstance(images[0], str):
+                raise InputError(f"{args.samples}: sample {sample.get('id', i)!r}: no image path (field images)")
+            if not Path(images[0]).is_file():
+                raise InputError(f"{images[0]}: missing image of sample {sample.get('id', i)!r} in {args.samples} "
+                                 f"(build the environment and data first)")
+    if env is not None:
+        from gelab.env.envdir import check_images
+
+        check_images(env, full=False)  # an episode can reach every page (back and home)
+
+
 def _identity(args: argparse.Namespace, params: EvalParams, temperature: float, **extra: Any) -> dict[str, Any]:
+    from gelab.eval.records import code_digest, file_digest, folder_signature
+
     model = args.model or args.api_model
     ident = {"policy": args.policy, "model": str(model) if model else None, "seed": params.seed, **extra}
+    # what the rows depend on beyond the names above: a log is continued only by the very same run
+    ident["code"] = code_digest()
+    if args.policy in ("hf", "vllm") and args.model:
+        ident["model_files"] = folder_signature(args.model)
+    if args.policy == "openai":
+        ident["base_url"] = args.base_url
+    for name, path in (("samples", getattr(args, "samples", None)), ("tasks", getattr(args, "tasks", None))):
+        if path:
+            ident[f"{name}_sha256"] = file_digest(path)
+    if args.env:
+        from gelab.env.envdir import ART_FILE
+        from gelab.env.structure import STRUCTURE_FILE
+
+        ident["env_sha256"] = [file_digest(Path(args.env) / name) for name in (STRUCTURE_FILE, ART_FILE)]
     if args.policy in MODEL_BACKENDS:
         ident.update(temperature=temperature, top_p=params.top_p, top_k=params.top_k,
                      max_new_tokens=params.max_new_tokens, max_pixels=params.max_pixels)
@@ -96,6 +138,10 @@ def cmd_static(args: argparse.Namespace) -> int:
         samples = read_jsonl(args.samples)
         if not samples:
             raise InputError(f"{args.samples}: no samples")
+        if args.policy:
+            from gelab.eval.static_run import check_samples
+
+            check_samples(samples, args.samples)
     if args.policy:
         from gelab.eval.static_run import predict, select_samples
 
@@ -103,11 +149,14 @@ def cmd_static(args: argparse.Namespace) -> int:
             raise InputError("--policy needs --samples (the static file to answer)")
         limit = args.limit_tasks or None
         samples = select_samples(samples, limit, params.seed)
-        from gelab.eval.records import claim_log
+        from gelab.eval.records import claim_log, read_log
 
+        _check_inputs(args, samples=samples)
         claim_log(args.predictions, _identity(args, params, params.static_temperature, samples=args.samples,
-                                              limit_tasks=limit), fresh=args.fresh)
-        policy = _policy(args, params, params.static_temperature, args.env)
+                                              limit_tasks=limit), fresh=args.fresh, restart=args.restart_if_changed)
+        done = {str(r.get("id")) for r in read_log(args.predictions)[0]}
+        pending = any(str(s["id"]) not in done for s in samples)  # a finished file needs no model loaded
+        policy = _policy(args, params, params.static_temperature, args.env) if pending else None
         start = time.perf_counter()
         batch = _batch_size(args, params) or max(1, len(samples))
         made = predict(samples, policy, args.predictions, batch_size=batch,
@@ -129,23 +178,28 @@ def cmd_interactive(args: argparse.Namespace) -> int:
     from gelab.eval.records import AppendLog, claim_log
     from gelab.eval.subsets import stratified
     from gelab.io import atomic_write_json
-    from gelab.tasks.universe import read_tasks, task_universe
+    from gelab.tasks.universe import check_tasks, read_tasks, task_universe
 
     params = _params(args)
-    attempts = args.attempts if args.attempts is not None else params.attempts
-    max_steps = args.max_steps if args.max_steps is not None else params.max_steps
+    attempts, max_steps = params.attempts, params.max_steps
     if not args.env:
         raise InputError("--env is required (the environment the episodes run in)")
     env = load_environment(args.env)
     nav = Navigator(env.structure)
     if bool(args.subtree) == bool(args.tasks):
         raise InputError("give exactly one of --subtree and --tasks")
-    tasks = read_tasks(args.tasks) if args.tasks else task_universe(env.structure, args.subtree, nav)
+    if args.tasks:
+        tasks = read_tasks(args.tasks)
+        check_tasks(tasks, env.structure, nav, args.tasks)
+    else:
+        tasks = task_universe(env.structure, args.subtree, nav)
     tasks = stratified(tasks, args.limit_tasks or None, lambda t: t.path_length, params.seed)
     trajectories = args.trajectories or str(Path(args.out).with_suffix("")) + ".trajectories.jsonl"
+    _check_inputs(args, env=env)
     claim_log(trajectories, _identity(args, params, params.temperature, env=str(args.env),
                                       tasks=args.tasks or args.subtree, limit_tasks=args.limit_tasks or None,
-                                      attempts=attempts, max_steps=max_steps), fresh=args.fresh)
+                                      attempts=attempts, max_steps=max_steps), fresh=args.fresh,
+              restart=args.restart_if_changed)
     policy = _policy(args, params, params.temperature, args.env)
     batch = _batch_size(args, params) or None  # None: every live episode in one call
     start = time.perf_counter()
@@ -173,7 +227,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-url", help="openai: endpoint base, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-model", help="openai: the served model name")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
-    g.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight")
+    g.add_argument("--concurrency", type=at_least(1), default=8, help="openai: requests in flight")
     g.add_argument("--device", help="hf: auto | cpu | cuda")
     g.add_argument("--max-pixels", type=int, help="image budget (default 200704 = 448²)")
     s = p.add_argument_group("sampling and batching (defaults: params.yaml section eval)")
@@ -184,8 +238,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--top-k", type=int)
     s.add_argument("--max-new-tokens", type=int)
     s.add_argument("--batch-size", type=int, help="requests per model call (0: all in one call)")
-    s.add_argument("--limit-tasks", type=int, help="a stratified subset of this many tasks (all their steps); 0 = all")
+    s.add_argument("--limit-tasks", type=at_least(0), help="a stratified subset of this many tasks (all their steps); 0 = all")
     s.add_argument("--fresh", action="store_true", help="discard earlier rows instead of resuming")
+    s.add_argument("--restart-if-changed", action="store_true",
+                   help="resume a log written by this same run, start it over if any setting, file or code changed "
+                        "(the DVC stages, whose outputs persist; without it such a log is refused)")
     s.add_argument("--plot", help="also write the per-path-length curve (JSON rows) here")
 
 

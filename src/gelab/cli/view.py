@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gelab.cli import at_least
 from gelab.errors import InputError
 
 TRAJECTORIES = "interactive/trajectories.jsonl"  # under EVAL_DIR/MODEL/ (the eval stages of dvc.yaml)
@@ -45,7 +46,7 @@ def _logs(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
 
 def cmd_view(args: argparse.Namespace) -> int:
     from gelab.env.envdir import load_environment
-    from gelab.report.viewer.cases import write_cases
+    from gelab.report.viewer.cases import case_figures, save_cases
     from gelab.report.viewer.logs import check_model_name, read_episodes
     from gelab.report.viewer.site import build_site
 
@@ -61,12 +62,14 @@ def cmd_view(args: argparse.Namespace) -> int:
     env = load_environment(args.env)
     variants = {name: load_environment(path) for name, path in variant_dirs.items()}
     runs = {check_model_name(m, "--run"): read_episodes(m, path) for m, path in logs.items()}
+    # the case studies are drawn before anything is written: a failure leaves the site and the cases as they were
+    figures = case_figures(env, runs, case_models, args.cases_count, progress=not args.quiet) if args.cases else []
     counts = build_site(args.out, env, runs, variants=variants, sources=logs, image_width=args.image_width,
                         progress=not args.quiet)
     print(f"wrote {args.out}/index.html: {counts['episodes']} episodes of {len(runs)} model(s), "
           f"{len(variants) + 1} environment(s), {counts['files']} files, {counts['bytes'] / 1e6:.1f} MB")
     if args.cases:
-        pngs = write_cases(args.cases, env, runs, case_models, args.cases_count, progress=not args.quiet)
+        pngs = save_cases(args.cases, figures)
         print(f"wrote {len(pngs)} case studies of {', '.join(case_models) or 'no model'} to {args.cases}")
     return 0
 
@@ -82,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     view.add_argument("--cases", help="also write case-study PNGs into this folder (replaced whole)")
     view.add_argument("--case-models", help="comma-separated models of the case studies "
                                             "(default: eval.checkpoints with --params, else every --run)")
-    view.add_argument("--cases-count", type=int, default=3, help="number of case studies (default 3)")
-    view.add_argument("--image-width", type=int, default=300, help="screenshot width in the site, pixels")
+    view.add_argument("--cases-count", type=at_least(0), default=3, help="number of case studies (default 3)")
+    view.add_argument("--image-width", type=at_least(16), default=300, help="screenshot width in the site, pixels")
     view.add_argument("--quiet", action="store_true", help="no progress bars")
     view.set_defaults(func=cmd_view)

@@ -7,7 +7,9 @@ Layout::
     DIR/images/page_N.png        full canvas
     DIR/model_images/page_N.png  the model's input (model_image_size²)
 
-The folder is written atomically: it appears whole or not at all.
+The folder is written atomically: it appears whole or not at all. It is checked (the structure
+before rendering, the written folder before it replaces the old one), so a failure leaves an
+earlier folder at ``DIR`` untouched.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from typing import Any
 from tqdm import tqdm
 
 from gelab.env.structure import (
+    MAX_CANVAS,
     STRUCTURE_FILE,
+    SYSTEM,
     EnvFileError,
     EnvStructure,
     load_structure,
+    parse_structure,
 )
 from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_text
-from gelab.params import EnvParams
+from gelab.params import PATCH_GROUP, EnvParams
 
 ART_FILE = "icons.json"
 IMAGES, MODEL_IMAGES = "images", "model_images"
@@ -84,12 +89,15 @@ def _render_one(page_id: str) -> tuple[str, bytes, bytes]:
 def write_environment(out: str | Path, structure: EnvStructure, art: dict[str, str],
                       settings: RenderSettings = RenderSettings(), workers: int = 1,
                       extra: dict[str, Any] | None = None, progress: bool = True) -> Environment:
-    """Render every page and write the folder atomically; returns the loaded environment."""
-    missing = [e.name for p in structure.pages.values() for e in p.elements
-               if e.type != "system" and e.name not in art]
-    if missing:
-        raise EnvFileError(f"no art for icon {missing[0]!r} ({len(missing)} names without art)")
+    """Check, render every page and write the folder atomically; returns the loaded environment.
+
+    The structure is validated before anything is drawn and the folder is loaded back before it
+    replaces ``out``: on any error ``out`` is left as it was.
+    """
     out = Path(out)
+    parse_structure(structure.to_json(), source=f"{out.name} (to be written)", canvas=structure.canvas)
+    check_art(structure, art, f"{out.name} (to be written)")
+    check_settings(settings, structure.canvas, f"{out.name} (to be written)")
     _WORKER_STATE.update(structure=structure, art=art, settings=settings)
     page_ids = list(structure.pages)
     with atomic_directory(out) as tmp:
@@ -110,8 +118,10 @@ def write_environment(out: str | Path, structure: EnvStructure, art: dict[str, s
                 _save(tmp, structure, *_render_one(page_id))
                 bar.update()
         bar.close()
-    _WORKER_STATE.clear()
-    return load_environment(out)
+        _WORKER_STATE.clear()
+        written = load_environment(tmp)  # the folder as readers will see it, checked before the rename
+        check_images(written)
+    return Environment(out, written.structure, written.art, written.settings)
 
 
 def _save(root: Path, structure: EnvStructure, page_id: str, full: bytes, small: bytes) -> None:
@@ -120,17 +130,62 @@ def _save(root: Path, structure: EnvStructure, page_id: str, full: bytes, small:
     atomic_write_bytes(root / MODEL_IMAGES / name, small)
 
 
+def check_art(structure: EnvStructure, art: dict[str, str], source: str) -> None:
+    """Every content icon has art, and every art entry is an icon of the library."""
+    from gelab.env import icons
+
+    missing = [e.name for p in structure.pages.values() for e in p.elements if e.type != SYSTEM and e.name not in art]
+    if missing:
+        raise EnvFileError(f"{source}: no art for icon {missing[0]!r} ({len(missing)} names without art)")
+    library = icons.library_by_name()
+    unknown = next((name for name, icon in art.items() if icon not in library), None)
+    if unknown is not None:
+        raise EnvFileError(f"{source}: art.{unknown}: {art[unknown]!r} is not an icon of the library")
+
+
+def check_settings(settings: RenderSettings, canvas: tuple[int, int], source: str) -> None:
+    """Render settings that Pillow can draw: a model image size of the patch grid, a title box inside the canvas."""
+    size = settings.model_image_size
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_CANVAS or size % PATCH_GROUP:
+        raise EnvFileError(f"{source}: model_image_size: must be a multiple of {PATCH_GROUP} in "
+                           f"{PATCH_GROUP}..{MAX_CANVAS}, got {size!r}")
+    box = settings.title_box
+    if (not isinstance(box, tuple) or len(box) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+            or not (0 <= box[0] < box[2] <= canvas[0] and 0 <= box[1] < box[3] <= canvas[1])):
+        raise EnvFileError(f"{source}: title_box: must be [x1, y1, x2, y2] with x1 < x2, y1 < y2 inside the "
+                           f"{canvas[0]}x{canvas[1]} canvas, got {list(box) if isinstance(box, tuple) else box!r}")
+
+
+def check_images(env: Environment, *, full: bool = True) -> None:
+    """Every page's model image (and full image, unless ``full`` is false) is a file, before anything reads them."""
+    for page in env.structure.pages:
+        for path in ((env.image_path(page),) if full else ()) + (env.model_image_path(page),):
+            if not path.is_file():
+                raise EnvFileError(f"{path}: missing image of {page} (render the environment again: "
+                                   f"gelab env generate / variant / import)")
+
+
 def load_environment(root: str | Path) -> Environment:
     """Load ``ui_structure.json`` and ``icons.json`` of an environment folder."""
     root = Path(root)
     structure = load_structure(root / STRUCTURE_FILE)
     art_path = root / ART_FILE
     try:
-        doc = json.loads(art_path.read_text(encoding="utf-8"))
-        art = dict(doc["art"])
-        settings = RenderSettings(int(doc["model_image_size"]), tuple(doc["title_box"]))  # type: ignore[arg-type]
+        doc = json.loads(art_path.read_bytes())
     except OSError as exc:
-        raise EnvFileError(f"{art_path}: cannot read ({exc.strerror or exc})") from exc
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise EnvFileError(f"{art_path}: malformed art file ({exc!r})") from exc
-    return Environment(root, structure, art, settings)
+        raise EnvFileError(f"{art_path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # bad JSON or bytes that are not UTF-8
+        raise EnvFileError(f"{art_path}: not valid JSON ({exc})") from None
+    art = doc.get("art") if isinstance(doc, dict) else None
+    if not isinstance(art, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in art.items()):
+        raise EnvFileError(f"{art_path}: art: expected a mapping of icon name -> library icon")
+    title_box = doc.get("title_box")
+    title_box = tuple(title_box) if isinstance(title_box, list) else title_box
+    settings = RenderSettings(doc.get("model_image_size"), title_box)  # type: ignore[arg-type]
+    check_settings(settings, structure.canvas, str(art_path))
+    names = {e.name for p in structure.pages.values() for e in p.elements if e.type != SYSTEM}
+    missing = sorted(names - set(art))
+    if missing:
+        raise EnvFileError(f"{art_path}: art: no entry for icon {missing[0]!r} ({len(missing)} icons without art)")
+    return Environment(root, structure, dict(art), settings)

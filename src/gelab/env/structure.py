@@ -9,11 +9,17 @@
 
 Boxes are in canvas pixels. Loading validates the file and raises :class:`EnvFileError` naming the
 file, the page and the field; unknown extra keys are kept so that export is lossless.
+
+Every field that names a file is confined to its folder: a page's ``image`` is a plain file name
+(:data:`IMAGE_NAME`: no folder, no ``..``, no absolute path, ending in ``.png``), distinct from the
+other pages' images even when letter case is ignored, so no page can overwrite another's picture or
+write outside the environment folder.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +32,9 @@ STRUCTURE_FILE = "ui_structure.json"
 DEFAULT_CANVAS = (1179, 2556)  # portrait phone, pixels (width, height)
 ROOT_PAGE = "page_0"
 NORMAL, SYSTEM = "normal", "system"
+PAGE_ID = re.compile(r"page_\d+", re.ASCII)  # the only page ids prompts and answers can name (gelab.format)
+IMAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,195}\.png")  # a plain file name inside images/
+MAX_CANVAS = 10_000  # pixels per side; a page is rendered whole in memory (4 bytes a pixel)
 
 
 class EnvFileError(InputError):
@@ -137,10 +146,9 @@ def load_structure(path: str | Path, canvas: tuple[int, int] | None = None) -> E
     path = Path(path)
     if path.is_dir():
         path = path / STRUCTURE_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EnvFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    from gelab.io import read_text
+
+    text = read_text(path, EnvFileError)
     try:
         raw = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as dup:
@@ -155,9 +163,17 @@ def _box(value: Any, where: str) -> tuple[int, int, int, int]:
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         raise EnvFileError(f"{where}: expected [x1, y1, x2, y2] of four integers, got {value!r}")
     x1, y1, x2, y2 = value
-    if x1 > x2 or y1 > y2:
-        raise EnvFileError(f"{where}: box {value} has x1 > x2 or y1 > y2")
+    if x1 >= x2 or y1 >= y2:
+        raise EnvFileError(f"{where}: box {value} needs x1 < x2 and y1 < y2")
     return (x1, y1, x2, y2)
+
+
+def _image_name(value: str, where: str) -> str:
+    """A page's ``image``: a plain ``.png`` file name, never a path (see the module docstring)."""
+    if not IMAGE_NAME.fullmatch(value):
+        raise EnvFileError(f"{where}: {value!r} must be a plain file name ending in .png (letters, digits, "
+                           f"'_', '-', '.'; not starting with '.'; no folders)")
+    return value
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -174,33 +190,44 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
     if not isinstance(raw, dict):
         raise EnvFileError(f"{source}: top level must be an object with 'pages' and 'metadata'")
     raw_pages = _require(raw, "pages", dict, source)
-    metadata = raw.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise EnvFileError(f"{source}: field 'metadata' must be an object")
+    metadata = _require(raw, "metadata", dict, source)
     if canvas is None:
         meta_canvas = metadata.get("canvas", list(DEFAULT_CANVAS))
         if (not isinstance(meta_canvas, list) or len(meta_canvas) != 2
-                or not all(isinstance(v, int) and v > 0 for v in meta_canvas)):
-            raise EnvFileError(f"{source}: metadata.canvas: expected [width, height], got {meta_canvas!r}")
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_CANVAS
+                           for v in meta_canvas)):
+            raise EnvFileError(f"{source}: metadata.canvas: expected [width, height], each 1..{MAX_CANVAS} "
+                               f"pixels, got {meta_canvas!r}")
         canvas = (meta_canvas[0], meta_canvas[1])
     pages: dict[str, Page] = {}
+    images: dict[str, str] = {}  # image name, lower case -> the page that has it
     for page_id, raw_page in raw_pages.items():
         where = f"{source}: pages.{page_id}"
+        if not PAGE_ID.fullmatch(page_id):
+            raise EnvFileError(f"{source}: pages: page id {page_id!r} must be page_<N> (the only form prompts can name)")
         if not isinstance(raw_page, dict):
             raise EnvFileError(f"{where}: expected an object")
         depth = _require(raw_page, "depth", int, where)
-        image = _require(raw_page, "image", str, where)
+        image = _image_name(_require(raw_page, "image", str, where), f"{where}.image")
+        if image.lower() in images:
+            raise EnvFileError(f"{where}.image: {image!r} is already the image of {images[image.lower()]} "
+                               f"(each page needs its own image file)")
+        images[image.lower()] = page_id
         raw_layout = _require(raw_page, "layout", dict, where)
         raw_transitions = _require(raw_page, "transitions", list, where)
         elements = []
         for name, raw_el in raw_layout.items():
             ewhere = f"{where}.layout.{name}"
             if not fmt.is_valid_icon_name(name):
-                raise EnvFileError(f"{ewhere}: icon name must be back, home or <Category>_<N> without spaces")
+                raise EnvFileError(f"{where}.layout: icon name {name!r} must be back, home or <Category>_<N> "
+                                   f"without spaces")
             bbox = _box(_require(raw_el, "bbox", list, ewhere), f"{ewhere}.bbox")
             kind = _require(raw_el, "type", str, ewhere)
             if kind not in (NORMAL, SYSTEM):
                 raise EnvFileError(f"{ewhere}.type: expected 'normal' or 'system', got {kind!r}")
+            if (kind == SYSTEM) != (name in fmt.SYSTEM_NAMES):
+                raise EnvFileError(f"{ewhere}.type: back and home are the 'system' buttons, every other icon is "
+                                   f"'normal' (got {kind!r})")
             if not (0 <= bbox[0] and 0 <= bbox[1] and bbox[2] <= canvas[0] and bbox[3] <= canvas[1]):
                 raise EnvFileError(f"{ewhere}.bbox: box {list(bbox)} outside the {canvas[0]}x{canvas[1]} canvas")
             extra = {k: v for k, v in raw_el.items() if k not in ("bbox", "type")}
@@ -235,22 +262,47 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
 
 
 def _check_graph(s: EnvStructure, source: str) -> None:
+    """A tree: every page but the root is reached by exactly one content icon, depths count the clicks
+    from the root, ``back`` leads to the parent and ``home`` to the root."""
     if ROOT_PAGE not in s.pages:
         raise EnvFileError(f"{source}: pages: the root page {ROOT_PAGE!r} is missing")
     owner: dict[str, str] = {}
+    parent: dict[str, str] = {}
     for p in s.pages.values():
-        for t in p.transitions:
+        for j, t in enumerate(p.transitions):
             if t.target not in s.pages:
                 raise EnvFileError(f"{source}: pages.{p.id}.transitions: action {t.action!r} targets unknown page "
                                    f"{t.target!r} (field target_page)")
+            if (e := p.element(t.action)) is not None and e.type == NORMAL:
+                if t.target == ROOT_PAGE or t.target in parent:
+                    first = f" (already reached from {parent[t.target]})" if t.target in parent else ""
+                    raise EnvFileError(f"{source}: pages.{p.id}.transitions[{j}].target_page: {t.target} can be the "
+                                       f"child of one page only{first}; back and home lead upwards")
+                parent[t.target] = p.id
         for e in p.elements:
             if e.type == NORMAL:
                 if e.name in owner:
                     raise EnvFileError(f"{source}: pages.{p.id}.layout.{e.name}: content icon already used on "
                                        f"{owner[e.name]} (each content icon belongs to one page)")
                 owner[e.name] = p.id
-    reached = set(s.subtree(ROOT_PAGE))
+    order = s.subtree(ROOT_PAGE)
+    reached = set(order)
     for page_id in s.pages:
         if page_id not in reached:
             raise EnvFileError(f"{source}: pages.{page_id}: page is unreachable from {ROOT_PAGE} "
                                f"(no content icon leads to it)")
+    depth = {ROOT_PAGE: 0}
+    for page_id in order[1:]:
+        depth[page_id] = depth[parent[page_id]] + 1
+    for p in s.pages.values():
+        if p.depth != depth[p.id]:
+            raise EnvFileError(f"{source}: pages.{p.id}.depth: {p.depth}, but the page is {depth[p.id]} clicks "
+                               f"below {ROOT_PAGE}")
+        for j, t in enumerate(p.transitions):
+            expected = {fmt.BACK: parent.get(p.id), fmt.HOME: ROOT_PAGE}.get(t.action, t.target)
+            if t.target != expected:
+                raise EnvFileError(f"{source}: pages.{p.id}.transitions[{j}].target_page: {t.action} must lead to "
+                                   f"{expected or 'nowhere (the root has no parent)'}, got {t.target}")
+    total = s.metadata.get("total_pages")
+    if total is not None and total != len(s.pages):
+        raise EnvFileError(f"{source}: metadata.total_pages: {total!r}, but the file has {len(s.pages)} pages")

@@ -101,6 +101,10 @@ def position_variant(structure: EnvStructure, art: dict[str, str], seed: int,
             if e.type != NORMAL:
                 continue
             ew, eh = e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]
+            if top + eh > h or ew > w:
+                raise InputError(f"env.back_box, home_box, title_box: the header ends {top} px down "
+                                 f"({_HEADER_BOTTOM_MARGIN} px margin included); no room below it for {e.name} "
+                                 f"({ew}x{eh}) on the {w}x{h} canvas")
             for _ in range(10_000):
                 x, y = rng.randint(0, w - ew), rng.randint(top, h - eh)
                 box = (x, y, x + ew, y + eh)

@@ -23,12 +23,11 @@ from gelab import format as fmt
 from gelab.env.navigation import HOME, Navigator
 from gelab.errors import InputError
 from gelab.eval.backends import MODEL_BACKENDS
+from gelab.params import REFERENCE_POLICIES  # noqa: F401  (the names reference_policy takes; defined once)
 from gelab.seeding import derived_rng
 
 if TYPE_CHECKING:
     from gelab.eval.backends import Backend, Request
-
-REFERENCE_POLICIES = ("oracle", "random", "home-then-complete")
 
 
 @dataclass(frozen=True, slots=True)

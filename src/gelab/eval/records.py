@@ -69,14 +69,16 @@ class AppendLog:
         self.close()
 
 
-def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False) -> None:
+def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False, restart: bool = False) -> None:
     """Tie a log to the run that writes it, through ``PATH.run.json`` beside it.
 
     A restarted run may continue a log only if it is the same run (same policy, model, data and
-    settings); otherwise this raises ``ValueError`` naming the first differing setting. ``fresh``
-    removes the log and starts over.
+    settings); otherwise this raises ``ValueError`` naming the first differing setting, or, with
+    ``restart`` (what the DVC stages use: their outputs persist so that an interrupted stage
+    continues), starts the log over. ``fresh`` removes the log and starts over in any case.
     """
     import json
+    import sys
 
     from gelab.io import atomic_write_json
 
@@ -89,11 +91,56 @@ def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False
     if path.exists() and path.stat().st_size > 0:
         try:
             old = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            raise InputError(f"{path}: exists but {meta.name} is missing or broken; cannot tell which run wrote "
-                             f"it (pass --fresh to start over)") from None
-        for key in sorted(set(old) | set(identity)):
-            if old.get(key) != identity.get(key):
-                raise InputError(f"{path}: written by another run ({key}: {old.get(key)!r} there, "
-                                 f"{identity.get(key)!r} now); pass --fresh to start over")
+            if not isinstance(old, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
+            old = None
+            reason = f"{meta.name} is missing or broken; cannot tell which run wrote it"
+        else:
+            key = next((k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)), None)
+            reason = "" if key is None else \
+                f"written by another run ({key}: {old.get(key)!r} there, {identity.get(key)!r} now)"
+        if reason and not restart:
+            raise InputError(f"{path}: {reason}; pass --fresh to start over")
+        if reason:
+            print(f"{path}: {reason}: starting it over", file=sys.stderr)
+            path.unlink()
     atomic_write_json(meta, identity)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (data files and environment files: what a log's rows depend on)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_signature(folder: str | Path) -> str:
+    """SHA-256 over the names, sizes and modification times of a folder's files: cheap for a 15 GB model,
+    and it changes whenever training writes the folder again (a copy with new times only restarts a log)."""
+    import hashlib
+
+    root = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def code_digest() -> str:
+    """SHA-256 of the gelab code that decides what a policy is shown and how its answers play out
+    (prompts and parsing, environments, episodes, policies and backends; not the static scorer)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "format.py", *(f for part in ("env", "tasks", "eval") for f in (root / part).rglob("*.py"))]
+    files = [f for f in files if f != root / "eval" / "static.py"]  # scoring only: rows do not depend on it
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()

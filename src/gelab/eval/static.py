@@ -21,13 +21,20 @@ Two file layouts are read (JSONL, or one JSON array):
 - the released evaluation layout: rows with ``messages`` [user, ground-truth assistant],
   ``bbox_norm``, ``path``, ``task`` and ``prediction``; the step and the ground truth are read back
   from the messages with :mod:`gelab.format`.
+
+Ground truth comes from the samples, never from a predictions file (SPEC §5): given the samples, a
+prediction row contributes its ``id`` (released layout: the start, target and step of its user
+message) and its ``prediction``, and nothing else is read from it, so editing any other field of a
+row cannot change a score. Without the samples a file is scored on its own ground truth, after it
+is checked for internal consistency: one row per step of every task (no step under two ids), one
+subtree, ``complete`` exactly on the last step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import msgspec
 
@@ -194,7 +201,16 @@ def check_records(records: Sequence[StepRecord]) -> None:
             raise PredictionFileError(f"{r.where}: row {r.id!r} is from subtree {r.subtree}, the file is subtree "
                                       f"{first_subtree.subtree} (from {first_subtree.where.rsplit(': ', 1)[-1]})")
         if r.kind == NAVIGATION:
-            steps.setdefault(r.task_key, {})[r.step] = r  # type: ignore[index]
+            by_step = steps.setdefault(r.task_key, {})
+            if r.step in by_step:
+                raise PredictionFileError(f"{r.where}: row {r.id!r} repeats step {r.step} of task {r.start}->{r.target} "
+                                          f"(already row {by_step[r.step].id!r} at "  # type: ignore[index]
+                                          f"{by_step[r.step].where.rsplit(': ', 1)[-1]})")  # type: ignore[index]
+            if (r.action == fmt.COMPLETE) != (r.step == r.path_length):
+                raise PredictionFileError(f"{r.where}: row {r.id!r}: step {r.step} of a {r.path_length}-click task "
+                                          f"must be {'complete' if r.step == r.path_length else 'a click'}, "
+                                          f"got {r.action}")
+            by_step[r.step] = r  # type: ignore[index]
     for task, by_step in steps.items():
         any_row = next(iter(by_step.values()))
         lengths = {s.path_length for s in by_step.values()}
@@ -208,35 +224,54 @@ def check_records(records: Sequence[StepRecord]) -> None:
                     f"(task {any_row.start}->{any_row.target} has {any_row.path_length + 1} steps)")  # type: ignore[operator]
 
 
-def check_against_samples(records: Sequence[StepRecord], samples: Iterable[dict[str, Any]],
-                          samples_name: str = "samples") -> None:
-    """Predictions must cover the samples exactly: no missing, extra or duplicated row, same subtree."""
-    expected: dict[str, dict[str, Any]] = {}
-    for row in samples:
-        if row.get("kind", NAVIGATION) == NAVIGATION:
-            expected[step_id(row["start"], row["target"], row["step"])] = row
+def _sample_key(start: object, target: object, step: object) -> tuple[object, object, object]:
+    return start, target, step
+
+
+def join_samples(predictions: str | Path, samples: Sequence[dict[str, Any]],
+                 samples_name: str = "samples") -> list[StepRecord]:
+    """One record per sample, ground truth from the sample and ``prediction`` from the file.
+
+    A prediction row is matched by its ``id`` (project layout) or by the start, target and step of
+    its user message (released layout); no other field of the row is read. Every sample needs
+    exactly one row: a missing, extra or repeated row raises naming the file and line.
+    """
+    truth = [_project_record({**row, "prediction": None}, f"{samples_name}: line {i}")
+             for i, row in enumerate(samples, start=1)]
+    check_records(truth)
+    by_id = {r.id: r for r in truth}
+    by_step = {_sample_key(r.start, r.target, r.step): r for r in truth if r.kind == NAVIGATION}
+    answers: dict[str, tuple[str, object]] = {}  # sample id -> (where, prediction)
+    for line, row in read_rows(predictions):
+        where = f"{predictions}: line {line}"
+        if not isinstance(row, dict):
+            raise PredictionFileError(f"{where}: expected a JSON object")
+        if "prediction" not in row:
+            raise PredictionFileError(f"{where}: missing field 'prediction'")
+        if "id" in row:
+            label, sample = repr(str(row["id"])), by_id.get(str(row["id"]))
+        elif "messages" in row:
+            user = next((m.get("content") for m in row["messages"] if isinstance(m, dict) and m.get("role") == "user"),
+                        None) if isinstance(row["messages"], list) else None
+            parsed = fmt.instruction_step(user) if isinstance(user, str) else None
+            if parsed is None:
+                raise PredictionFileError(f"{where}: user message is not a navigation instruction: "
+                                          f"{str(user)[:80]!r}")
+            label, sample = repr(step_id(*parsed)), by_step.get(_sample_key(*parsed))
         else:
-            expected[str(row["id"])] = row
-    found: set[str] = set()
-    for r in records:
-        key = step_id(r.start, r.target, r.step) if r.kind == NAVIGATION else r.id  # type: ignore[arg-type]
-        sample = expected.get(key)
+            raise PredictionFileError(f"{where}: a prediction row needs 'id' (project layout) or 'messages' "
+                                      f"(released layout)")
         if sample is None:
-            raise PredictionFileError(f"{r.where}: row {r.id!r} matches no row of {samples_name}")
-        if key in found:
-            raise PredictionFileError(f"{r.where}: duplicate row {r.id!r}")
-        found.add(key)
-        if r.subtree is not None and sample.get("subtree") is not None and r.subtree != sample["subtree"]:
-            raise PredictionFileError(f"{r.where}: row {r.id!r} is from subtree {r.subtree}, "
-                                      f"{samples_name} is subtree {sample['subtree']}")
-        if r.action != sample["action"] or r.gt_name != sample["gt_name"]:
-            raise PredictionFileError(f"{r.where}: row {r.id!r}: ground truth {r.action} {r.gt_name} differs from "
-                                      f"{samples_name} ({sample['action']} {sample['gt_name']})")
-    missing = [k for k in expected if k not in found]
+            raise PredictionFileError(f"{where}: row {label} matches no row of {samples_name}")
+        if sample.id in answers:
+            raise PredictionFileError(f"{where}: duplicate row {label} (first at "
+                                      f"{answers[sample.id][0].rsplit(': ', 1)[-1]})")
+        answers[sample.id] = (where, row["prediction"])
+    missing = [r for r in truth if r.id not in answers]
     if missing:
-        sample = expected[missing[0]]
-        raise PredictionFileError(f"{samples_name}: row {sample.get('id', missing[0])!r} has no prediction "
+        raise PredictionFileError(f"{samples_name}: row {missing[0].id!r} has no prediction "
                                   f"({len(missing)} rows missing)")
+    return [replace(r, where=answers[r.id][0], prediction=answers[r.id][1]) for r in truth]
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -301,16 +336,18 @@ def _rate(key: str, outcomes: Sequence[bool]) -> dict[str, Any]:
 
 def score_file(predictions: str | Path, samples: str | Path | Sequence[dict[str, Any]] | None = None,
                samples_name: str = "samples") -> dict[str, Any]:
-    """Load, check and score one prediction file (optionally against the samples it answers:
-    a static file, or its rows)."""
+    """Load, check and score one prediction file: against the samples it answers (a static file, or
+    its rows), which then give every ground truth; or, without samples, on its own checked rows."""
     from gelab.io import read_jsonl
 
-    records = load_predictions(predictions)
-    if not records:
-        raise PredictionFileError(f"{predictions}: no rows")
     if isinstance(samples, (str, Path)):
         samples_name, samples = str(samples), read_jsonl(samples)
     if samples is not None:
-        check_against_samples(records, samples, samples_name)
+        if not samples:
+            raise PredictionFileError(f"{samples_name}: no samples")
+        return static_metrics(join_samples(predictions, samples, samples_name))
+    records = load_predictions(predictions)
+    if not records:
+        raise PredictionFileError(f"{predictions}: no rows")
     check_records(records)
     return static_metrics(records)

@@ -30,6 +30,26 @@ def select_samples(samples: Sequence[dict[str, Any]], limit_tasks: int | None, s
     return [r for r in samples if (r.get("start"), r.get("target"), r.get("path_length")) in keep]
 
 
+def check_samples(samples: Sequence[dict[str, Any]], samples_name: str) -> None:
+    """Every sample can be shown to a policy and scored: ``id``, ``page``, a user message, an image path
+    and consistent scoring columns, every task whole (raises naming the file and line)."""
+    from gelab.eval.static import _project_record, check_records
+
+    records = []
+    for i, row in enumerate(samples, start=1):
+        where = f"{samples_name}: line {i}"
+        messages, images = row.get("messages"), row.get("images")
+        if not isinstance(row.get("page"), str) or "id" not in row:
+            raise InputError(f"{where}: a sample needs 'id' and 'page'")
+        if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "user"
+                                                     and isinstance(m.get("content"), str) for m in messages):
+            raise InputError(f"{where}: messages: expected a list with a user message")
+        if not isinstance(images, list) or not images or not isinstance(images[0], str):
+            raise InputError(f"{where}: images: expected a list of image paths")
+        records.append(_project_record({**row, "prediction": None}, where))
+    check_records(records)
+
+
 def observation(sample: dict[str, Any], where: str) -> Observation:
     user = next((m["content"] for m in sample["messages"] if m["role"] == "user"), None)
     if not isinstance(user, str):
@@ -41,10 +61,11 @@ def observation(sample: dict[str, Any], where: str) -> Observation:
                        str(sample["images"][0]))
 
 
-def predict(samples: Sequence[dict[str, Any]], policy: Policy, predictions: str | Path, *, batch_size: int,
+def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, predictions: str | Path, *, batch_size: int,
             samples_name: str = "samples", resume: bool = True,
             progress: Callable[[int, int], None] | None = None) -> int:
-    """Append a prediction for every sample not yet in ``predictions``; returns how many were made."""
+    """Append a prediction for every sample not yet in ``predictions``; returns how many were made.
+    ``policy`` may be None when the file already answers every sample."""
     with AppendLog(predictions, resume=resume) as log:
         done = {str(r.get("id")) for r in log.rows}
         known = {str(s["id"]) for s in samples}
@@ -53,6 +74,8 @@ def predict(samples: Sequence[dict[str, Any]], policy: Policy, predictions: str 
             raise InputError(f"{predictions}: row {stray.get('id')!r} is not a sample of {samples_name} "
                              f"(predictions of another run? remove the file or choose another)")
         todo = [s for s in samples if str(s["id"]) not in done]
+        if todo and policy is None:
+            raise InputError(f"{predictions}: {len(todo)} samples still need a policy")
         for lo in range(0, len(todo), batch_size):
             batch = todo[lo:lo + batch_size]
             obs = [observation(s, f"{samples_name}: {s['id']}") for s in batch]

@@ -33,7 +33,9 @@ class RunMetrics:
 
 def read_json(path: Path) -> Any:
     """The JSON value of ``path``; an empty or broken file is a :class:`MetricsError`."""
-    text = path.read_text(encoding="utf-8")
+    from gelab.io import read_text
+
+    text = read_text(path, MetricsError)
     if not text.strip():
         raise MetricsError(f"{path}: empty file (did the stage that writes it fail?)")
     try:

@@ -45,8 +45,11 @@ def read_curve(path: str | Path) -> Curve:
             raise MetricsError(str(exc)) from None
         start = 1
     else:
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+        import io
+
+        from gelab.io import read_text
+
+        rows = list(csv.DictReader(io.StringIO(read_text(path, MetricsError), newline="")))
         start = 2  # the header is line 1
     columns: list[str] = []
     for row in rows:

@@ -70,6 +70,27 @@ def task_universe(structure: EnvStructure, subtree: str, navigator: Navigator | 
     return tasks
 
 
+def check_tasks(tasks: Iterable[Task], structure: EnvStructure, navigator: Navigator, where: str) -> None:
+    """Tasks read from a file fit the environment: known, distinct pages inside the named subtree, and
+    the path length the environment gives (per-length metrics would otherwise be silently wrong)."""
+    distances: dict[str, dict[str, int]] = {}
+    for i, t in enumerate(tasks, start=1):
+        for page in (t.start, t.target):
+            if page not in structure.pages:
+                raise InputError(f"{where}: row {i}: {page!r} is not a page of this environment")
+        if t.start == t.target:
+            raise InputError(f"{where}: row {i}: start and target are both {t.start}")
+        if t.subtree not in subtree_roots(structure) or \
+                not {t.start, t.target} <= {ROOT_PAGE, *structure.subtree(t.subtree)}:
+            raise InputError(f"{where}: row {i}: {t.start}->{t.target} is not a task of subtree {t.subtree!r}")
+        if t.target not in distances:
+            distances[t.target] = navigator.distances_to(t.target)
+        length = distances[t.target].get(t.start)
+        if length != t.path_length:
+            raise InputError(f"{where}: row {i}: path_length {t.path_length}, but {t.start}->{t.target} takes "
+                             f"{length} clicks in this environment")
+
+
 def write_tasks(tasks: Iterable[Task], path: str | Path) -> int:
     """One JSON object per line (``start``, ``target``, ``subtree``, ``path_length``); returns the count."""
     from gelab.io import atomic_write_text

@@ -57,8 +57,11 @@ CHAT_TEMPLATE = (
 def corpus_texts(files: Iterable[str | Path]) -> Iterator[str]:
     """Every message text of the given ms-swift JSONL files, in file order (image tags removed)."""
     for path in files:
-        for row in read_jsonl(path):
-            for message in row.get("messages", []):
+        for i, row in enumerate(read_jsonl(path), start=1):
+            messages = row.get("messages", [])
+            if not isinstance(messages, list) or not all(isinstance(m, dict) and "content" in m for m in messages):
+                raise InputError(f"{path}: row {i}: messages: expected a list of {{role, content}} objects")
+            for message in messages:
                 yield str(message["content"]).replace("<image>", "")
 
 

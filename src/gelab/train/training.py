@@ -14,7 +14,17 @@ Every stage (``sft``, ``st_rl``, ``mt_rl``) writes one folder ``OUT`` (a DVC out
                           the evaluation load, and the stage's cached DVC output
 
 Resume: if ``OUT/run`` holds checkpoints written by the same command line (fingerprint), the run
-continues from the last one (``--resume_from_checkpoint``); otherwise it starts fresh.
+continues from the last one (``--resume_from_checkpoint``); otherwise it starts fresh. However often a
+run was interrupted, the step log keeps one row per logged step, from the attempt whose weights the
+final checkpoint holds (:func:`timeline`), and the summary's wall time and throughput cover every
+attempt (``run/gelab_attempts.json``, kept up to date while ms-swift runs, so a killed attempt counts
+too).
+
+Machine paths: ms-swift writes the absolute path of the clone into ``args.json``, ``logging.jsonl``,
+``trainer_state.json`` and ``completions.jsonl``; after every attempt the text files of ``OUT`` have
+that prefix replaced by paths relative to the repository root (the stage's working folder), and
+``training_args.bin`` (a pickle of the arguments ``args.json`` already holds, read by nothing) is
+removed, so no DVC output carries a machine path (:func:`strip_machine_paths`).
 
 Launch: always through ms-swift's torchrun path (``NPROC_PER_NODE``/``NNODES``/``NODE_RANK``/
 ``MASTER_ADDR``/``MASTER_PORT`` from ``launch`` params, overridden by the environment), so one CPU
@@ -31,6 +41,7 @@ import io
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -347,6 +358,85 @@ def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _step(entry: dict[str, Any]) -> int | None:
+    value = entry.get("global_step/max_steps")
+    if value is None or "train_runtime" in entry:
+        return None
+    try:
+        return int(str(value).split("/")[0])
+    except ValueError:
+        return None
+
+
+def _seconds(text: Any) -> float | None:
+    """ms-swift's ``elapsed_time`` (``"1h 2m 3s"``, ``"59s"``, ``"1d 2h 3m 4s"``) in seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    if not isinstance(text, str):
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    total = 0.0
+    for part in text.split():
+        try:
+            total += float(part[:-1]) * units[part[-1]]
+        except (KeyError, ValueError, IndexError):
+            return None
+    return total
+
+
+def attempts_of(log: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``logging.jsonl`` cut into the ms-swift runs that appended to it: a new run starts after a final
+    entry (``train_runtime`` or the end-of-run record) or where the step count goes back."""
+    runs: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    last = -1
+    for entry in log:
+        step = _step(entry)
+        if step is not None and step <= last and current:
+            runs.append(current)
+            current = []
+        current.append(entry)
+        if step is not None:
+            last = step
+        if "train_runtime" in entry or "last_model_checkpoint" in entry:
+            last = -1
+            if "last_model_checkpoint" in entry:
+                runs.append(current)
+                current = []
+    if current:
+        runs.append(current)
+    return [r for r in runs if r]
+
+
+def timeline(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The step entries of the run that produced the final weights: when a resumed attempt logs a step
+    again, the earlier attempt's entries from that step on are dropped (they belonged to a run that
+    was rolled back to its last checkpoint), so each step appears once."""
+    kept: list[dict[str, Any]] = []
+    for entry in log:
+        step = _step(entry)
+        if step is None:
+            continue
+        while kept and _step(kept[-1]) >= step:  # type: ignore[operator]
+            kept.pop()
+        kept.append(entry)
+    return kept
+
+
+def train_time(log: list[dict[str, Any]]) -> float:
+    """Seconds ms-swift spent training, summed over every attempt: an attempt's ``train_runtime`` when it
+    ended, else the last ``elapsed_time`` it logged (a killed attempt)."""
+    total = 0.0
+    for run in attempts_of(log):
+        final = [e["train_runtime"] for e in run if isinstance(e.get("train_runtime"), (int, float))]
+        if final:
+            total += final[-1]
+        else:
+            elapsed = [t for e in run if _step(e) is not None and (t := _seconds(e.get("elapsed_time"))) is not None]
+            total += elapsed[-1] if elapsed else 0.0
+    return total
+
+
 def steps_csv(rows: list[dict[str, Any]]) -> str:
     columns = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
@@ -378,10 +468,110 @@ def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]],
     return summary
 
 
+def resumed_totals(log: list[dict[str, Any]], run_dir: Path, steps: list[dict[str, Any]],
+                   samples_per_step: int) -> dict[str, Any]:
+    """Summary fields that cover every attempt of a run: attempts, training time and throughput
+    (samples of the final run's steps per second of training, replayed steps' time included)."""
+    runtime = train_time(log)
+    out: dict[str, Any] = {"attempts": max(1, len(read_attempts(run_dir))), "train_runtime_s": round(runtime, 4)}
+    if steps and runtime > 0:
+        out["train_samples_per_second"] = round(steps[-1]["step"] * samples_per_step / runtime, 3)
+    return out
+
+
 # --- the stage ----------------------------------------------------------------------------------
 
 
 FINISHED = "gelab_finished.json"  # written when ms-swift ends a run successfully
+ATTEMPTS = "gelab_attempts.json"  # every launch of ms-swift in this run and its wall time so far
+HEARTBEAT_S = 10.0  # how often the running attempt's wall time is written (a killed attempt loses at most this)
+TEXT_SUFFIXES = (".json", ".jsonl", ".txt", ".csv", ".yaml", ".yml", ".sh", ".md", ".log")
+
+
+def read_attempts(run_dir: Path) -> list[dict[str, Any]]:
+    try:
+        return list(json.loads((run_dir / ATTEMPTS).read_text())["attempts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def run_attempt(command: list[str], env: dict[str, str], run_dir: Path, resumed_from: str | None,
+                record: bool = True) -> tuple[int, float]:
+    """Run ms-swift once; returns (exit status, wall seconds). With ``record``, the attempt is appended
+    to ``run/gelab_attempts.json`` and its wall time rewritten every :data:`HEARTBEAT_S` seconds."""
+    attempts = read_attempts(run_dir) if record else []
+    for a in attempts:
+        if a.get("status") == "running":
+            a["status"] = "killed"  # an attempt that never recorded its end
+    entry: dict[str, Any] = {"resumed_from": resumed_from, "wall_time_s": 0.0, "status": "running"}
+    attempts.append(entry)
+    start = time.perf_counter()
+
+    def save() -> None:
+        entry["wall_time_s"] = round(time.perf_counter() - start, 1)
+        if record:
+            atomic_write_json(run_dir / ATTEMPTS, {"attempts": attempts})
+
+    save()
+    proc = subprocess.Popen(command, env=env)
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=HEARTBEAT_S)
+                break
+            except subprocess.TimeoutExpired:
+                save()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        entry["status"] = "interrupted"
+        save()
+        raise
+    entry["status"] = f"exit {code}"
+    save()
+    return code, time.perf_counter() - start
+
+
+def total_wall(run_dir: Path) -> float:
+    """Wall seconds of every ms-swift attempt of this run (killed ones to within :data:`HEARTBEAT_S`)."""
+    return sum(float(a.get("wall_time_s") or 0.0) for a in read_attempts(run_dir))
+
+
+def machine_roots(root: Path | None = None) -> list[str]:
+    """The absolute spellings of the repository root (the stage's working folder), longest first."""
+    base = Path.cwd() if root is None else Path(root)
+    spellings = {str(base.absolute()), str(base.resolve()), os.path.realpath(base)}
+    if root is None and os.environ.get("PWD") and Path(os.environ["PWD"]).resolve() == base.resolve():
+        spellings.add(os.environ["PWD"])
+    return sorted((s.rstrip("/") for s in spellings if s.rstrip("/")), key=len, reverse=True)
+
+
+def strip_machine_paths(folder: Path, root: Path | None = None) -> list[Path]:
+    """Rewrite every text file under ``folder`` so that no absolute path into the repository root remains
+    (``ROOT/x`` -> ``x``, ``ROOT`` -> ``.``), and drop ms-swift's ``training_args.bin``; returns the files
+    changed. Files are replaced atomically; ones that do not mention the root are left untouched."""
+    changed: list[Path] = []
+    roots = machine_roots(root)
+    if not roots or not folder.exists():
+        return changed
+    spellings = dict.fromkeys([*roots, *(json.dumps(r)[1:-1] for r in roots)])  # as written, as JSON escapes it
+    # ROOT/x -> x and a bare ROOT -> ., but never ROOT2/x (another folder that merely starts the same)
+    pattern = re.compile(b"(?:" + b"|".join(re.escape(r.encode()) for r in spellings) + rb")(/|(?![\w.-]))")
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        if path.name == "training_args.bin":
+            path.unlink()
+            changed.append(path)
+            continue
+        if path.suffix not in TEXT_SUFFIXES:
+            continue
+        data = path.read_bytes()
+        new = pattern.sub(lambda m: b"" if m.group(1) else b".", data)
+        if new != data:
+            atomic_write_bytes(path, new)
+            changed.append(path)
+    return changed
 
 
 def finished_run(run_dir: Path, stamp: str, done: list[Path]) -> dict[str, Any] | None:
@@ -496,16 +686,22 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
         if done:
             print(f"gelab train {stage}: resuming from {done[-1]}", flush=True)
 
-        start = time.perf_counter()
         swift = shutil.which("swift", path=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
         if swift is None:
             raise TrainError("the `swift` command (ms-swift) is not installed in this environment")
-        result = subprocess.run([swift, *full[1:]], env=env)
-        wall = time.perf_counter() - start
-        if result.returncode != 0:
-            raise TrainError(f"{stage}: ms-swift exited with status {result.returncode} (command in {out}/command.sh)")
+        if primary:
+            strip_machine_paths(out)  # what a killed attempt left
+        try:
+            returncode, wall = run_attempt([swift, *full[1:]], env, run_dir, done[-1].name if done else None,
+                                           record=primary)
+        finally:
+            if primary:
+                strip_machine_paths(out)
+        if returncode != 0:
+            raise TrainError(f"{stage}: ms-swift exited with status {returncode} (command in {out}/command.sh)")
         if not primary:
             return {"stage": stage, "node_rank": int(env["NODE_RANK"]), "wall_time_s": round(wall, 1)}
+        wall = total_wall(run_dir)
         done = checkpoints(run_dir)
         if not done:
             raise TrainError(f"{stage}: ms-swift wrote no checkpoint under {run_dir} (check save_steps/max_steps)")
@@ -515,8 +711,9 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     print(f"gelab train {stage}: {out / 'final'} <- {done[-1].name} ({how})", flush=True)
 
     log = read_log(run_dir)
-    steps = step_rows(log)
+    steps = step_rows(timeline(log))
     summary = summarize(stage, steps, log, wall, len(rows))
+    summary.update(resumed_totals(log, run_dir, steps, p.per_device_batch * p.grad_accum * world_size(env)))
     summary["checkpoint"] = done[-1].name
     metrics_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(metrics_dir / f"{stage}.json", summary)

@@ -160,6 +160,20 @@ def case_figure(env: Environment, nav: Navigator, case: Mapping[str, EpisodeLog]
 def write_cases(out: str | Path, env: Environment, runs: Mapping[str, Sequence[EpisodeLog]],
                 models: Sequence[str], count: int = 3, progress: bool = True) -> list[Path]:
     """Write ``case_1.png`` … into the folder ``out`` (replaced whole); returns the files."""
+    return save_cases(out, case_figures(env, runs, models, count, progress))
+
+
+def save_cases(out: str | Path, figures: Sequence[Image.Image]) -> list[Path]:
+    """Write drawn case studies into the folder ``out`` (replaced whole, atomically)."""
+    with atomic_directory(out) as tmp:
+        for i, fig in enumerate(figures, start=1):
+            fig.save(tmp / f"case_{i}.png", format="PNG", optimize=True)
+    return [Path(out) / f"case_{i}.png" for i in range(1, len(figures) + 1)]
+
+
+def case_figures(env: Environment, runs: Mapping[str, Sequence[EpisodeLog]], models: Sequence[str],
+                 count: int = 3, progress: bool = True) -> list[Image.Image]:
+    """The case-study figures, drawn in memory (nothing is written)."""
     missing = [m for m in models if m not in runs]
     if missing:
         raise InputError(f"case studies: no trajectory log for model {missing[0]!r} (logs: {', '.join(runs) or 'none'})")
@@ -167,8 +181,4 @@ def write_cases(out: str | Path, env: Environment, runs: Mapping[str, Sequence[E
         raise InputError(f"case studies: count must be 0 or more, got {count}")
     nav = Navigator(env.structure)
     cases = choose_cases(runs, list(models), count, nav) if models else []
-    figures = [case_figure(env, nav, c) for c in tqdm(cases, desc="view: case studies", disable=not progress)]
-    with atomic_directory(out) as tmp:
-        for i, fig in enumerate(figures, start=1):
-            fig.save(tmp / f"case_{i}.png", format="PNG", optimize=True)
-    return [Path(out) / f"case_{i}.png" for i in range(1, len(figures) + 1)]
+    return [case_figure(env, nav, c) for c in tqdm(cases, desc="view: case studies", disable=not progress)]
