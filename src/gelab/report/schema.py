@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import types
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Union
@@ -165,7 +166,7 @@ def _fits(value: Any, tp: Any) -> bool:
 
 def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
     """Why ``value`` does not fit ``tp`` (None if it does); ``key`` is its dotted key."""
-    options = typing.get_args(tp) if typing.get_origin(tp) is Union else (tp,)
+    options = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
     if value is None and type(None) in options:
         return None
     tp = next(t for t in options if t not in (type(None), UnsetType))
