@@ -499,8 +499,10 @@ def test_a_log_of_other_samples_is_refused_or_restarted(tmp_path: Path, run_cli)
 
 def test_model_inputs_are_checked_before_the_first_call(tmp_path: Path, run_cli) -> None:
     """Before: a missing page image failed the run at the first batch that showed it (minutes in)."""
+    from evalkit import tasks
+
     env = write_env_folder(tmp_path / "env")  # no page images
-    samples = write_jsonl(tmp_path / "static.jsonl", static_rows(image_root=str(env))[:10])
+    samples = write_jsonl(tmp_path / "static.jsonl", static_rows(image_root=str(env), task_list=tasks()[:3]))
     model = tmp_path / "model"
     model.mkdir()
     argv = ["eval", "static", "--policy", "hf", "--model", model, "--samples", samples,
