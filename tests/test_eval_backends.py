@@ -185,7 +185,9 @@ def test_vllm_backend_builds_one_image_prompts_and_per_request_sampling(
     assert sampled.generate(reqs) == [f"answer {i}" for i in range(len(reqs))]
     assert fake.llm_options["model"] == str(tiny_model)
     assert fake.llm_options["limit_mm_per_prompt"] == {"image": 1}
-    assert fake.llm_options["mm_processor_kwargs"]["max_pixels"] == 448 * 448  # SPEC §1: 256 visual tokens
+    # SPEC §1: 256 visual tokens, spelt as transformers' processors take it now (min/max_pixels are deprecated)
+    assert fake.llm_options["mm_processor_kwargs"] == {"size": {"shortest_edge": 56 * 56, "longest_edge": 448 * 448}}
+    assert fake.llm_options["generation_config"] == "vllm"  # never the checkpoint's generation_config.json
     (prompts, params), = fake.calls
     hf_texts = HFBackend(tiny_model, device="cpu").processor.apply_chat_template(
         [[{"role": "system", "content": r.system},
@@ -202,9 +204,67 @@ def test_vllm_backend_builds_one_image_prompts_and_per_request_sampling(
                and p.kwargs["max_tokens"] == 20 for p in params)
     greedy = VLLMBackend(tiny_model, Sampling(max_new_tokens=7), max_pixels=112 * 112)
     greedy.generate(reqs[:2])
-    assert fake.llm_options["mm_processor_kwargs"]["max_pixels"] == 112 * 112
+    assert fake.llm_options["mm_processor_kwargs"]["size"]["longest_edge"] == 112 * 112
     assert all(p.kwargs["temperature"] == 0.0 and p.kwargs["max_tokens"] == 7 and "seed" not in p.kwargs
                for p in fake.calls[-1][1])
+
+
+@pytest.mark.parametrize("sampling", [
+    Sampling(temperature=1.2, top_p=0.9, top_k=8, max_new_tokens=6, repetition_penalty=1.3),
+    Sampling(max_new_tokens=5, repetition_penalty=1.1),  # greedy
+], ids=["sampled", "greedy"])
+def test_hf_and_vllm_receive_the_same_explicit_sampling_parameters(
+        tiny_model: Path, env_dir: Path, monkeypatch: pytest.MonkeyPatch, sampling: Sampling) -> None:
+    from gelab.eval.backends.hf import HFBackend, RowSampler
+    from gelab.eval.backends.vllm import VLLMBackend
+
+    fake = RecordingVLLM()
+    monkeypatch.setitem(sys.modules, "vllm", fake.module)
+    reqs = requests(env_dir, 2)
+    hf = HFBackend(tiny_model, sampling, device="cpu", max_pixels=SMALL_IMAGES)
+    seen: dict = {}
+    inner = hf.model.generate
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(hf.model, "generate", spy)
+    hf.generate(reqs)
+    config = seen["generation_config"]
+    row = next((p for p in seen.get("logits_processor") or [] if isinstance(p, RowSampler)), None)
+    assert config.do_sample is False and (row is None) == sampling.greedy  # sampled rows draw through RowSampler
+    drawn = row.sampling if row else Sampling(0.0, 1.0, 0)
+    hf_params = {"temperature": drawn.temperature, "top_p": drawn.top_p, "top_k": drawn.top_k,
+                 "repetition_penalty": config.repetition_penalty, "max_new_tokens": config.max_new_tokens}
+    VLLMBackend(tiny_model, sampling).generate(reqs)
+    v = fake.calls[-1][1][0].kwargs
+    vllm_params = {"temperature": v["temperature"], "top_p": v["top_p"], "top_k": max(v["top_k"], 0),
+                   "repetition_penalty": v["repetition_penalty"], "max_new_tokens": v["max_tokens"]}
+    assert hf_params == vllm_params == sampling.explicit()
+    assert (v["presence_penalty"], v["frequency_penalty"], v["min_p"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_checkpoints_generation_config_never_changes_hf_decoding(tiny_model: Path, env_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """Qwen2.5-VL-7B-Instruct ships repetition_penalty 1.05 (and top_k, top_p ...): the hf backend takes
+    only the stop and pad ids from a checkpoint's generation_config, every other setting from params."""
+    import shutil
+
+    from gelab.eval.backends.hf import HFBackend
+
+    reqs = requests(env_dir)
+    plain_backend = HFBackend(tiny_model, Sampling(max_new_tokens=12), device="cpu", max_pixels=SMALL_IMAGES)
+    plain = plain_backend.generate(reqs)
+    first = [plain_backend.processor.tokenizer.encode(text)[0] for text in plain]
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model, copy)
+    config = json.loads((copy / "generation_config.json").read_text())
+    # each of these would change these answers if it were inherited (the first suppresses their first tokens)
+    config.update(suppress_tokens=sorted(set(first)), repetition_penalty=5.0, no_repeat_ngram_size=1,
+                  min_new_tokens=12)
+    (copy / "generation_config.json").write_text(json.dumps(config))
+    assert HFBackend(copy, Sampling(max_new_tokens=12), device="cpu", max_pixels=SMALL_IMAGES).generate(reqs) == plain
 
 
 def test_vllm_backend_without_vllm_says_how_to_install(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from gelab.params import EvalParams, ParamsError, load_section
+from gelab.params import EvalParams, ModelParams, ParamsError, load_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_repository_params_load() -> None:
     p = load_section(ROOT / "params.yaml", "eval", EvalParams)
-    assert p.attempts == 5 and p.max_steps == 12 and p.max_pixels == 448 * 448
+    assert p.attempts == 5 and p.max_steps == 12 and load_section(ROOT / "params.yaml", "model", ModelParams).max_pixels == 448 * 448
     assert set(p.reference_policies) <= {"oracle", "random", "home-then-complete"}
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in p.checkpoints.items())
 

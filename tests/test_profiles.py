@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gelab.io import read_yaml
-from gelab.params import EvalParams, ParamsError, load_section
+from gelab.params import EvalParams, ModelParams, ParamsError, load_section
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = [REPO / "params.yaml", REPO / "profiles" / "paper.yaml"]
@@ -48,14 +48,14 @@ def test_every_dvc_interpolation_resolves(profile: Path) -> None:
 def test_paper_profile_evaluates_the_full_sets() -> None:
     p = load_section(PROFILES[1], "eval", EvalParams)
     assert (p.static_limit_tasks, p.interactive_limit_tasks) == (0, 0)
-    assert (p.attempts, p.max_steps, p.max_pixels) == (5, 12, 200704)
+    assert (p.attempts, p.max_steps, load_section(PROFILES[1], "model", ModelParams).max_pixels) == (5, 12, 200704)
     assert p.backend == "vllm" and set(p.checkpoints) == {"sft", "st_rl", "mt_rl"}
 
 
 @pytest.mark.parametrize("field,value", [
     ("attempts", 0), ("max_steps", 0), ("batch_size", -1), ("max_new_tokens", 0), ("temperature", -0.5),
     ("top_p", 0.0), ("top_p", 1.5), ("top_k", -1), ("static_limit_tasks", -2), ("interactive_limit_tasks", -1),
-    ("backend", "tgi"), ("max_pixels", 0),
+    ("backend", "tgi"), ("repetition_penalty", 0),
 ])
 def test_out_of_range_eval_params_name_the_field(tmp_path: Path, field: str, value: object) -> None:
     path = tmp_path / "params.yaml"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
 
+from gelab.params import ParamsError
 from gelab.train.training import STAGES, TrainParams, launch_env, stage_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +50,10 @@ def test_paper_profile_carries_spec_section_7() -> None:
         assert (rl.learning_rate, rl.per_device_batch, rl.epochs, rl.num_generations) == (1e-6, 8, 5.0, 8)
         assert (rl.temperature, rl.top_p, rl.top_k, rl.beta, rl.max_samples, rl.max_steps) == (1.2, 1.0, 8, 0.04, 0, -1)
         assert rl.use_vllm
+        # release scripts (SPEC §7): 16 GPUs x 8 x 2 = 256 completions = 32 prompts x 8 per optimizer step
+        assert (rl.grad_accum, rl.lr_scheduler_type, rl.warmup_ratio) == (2, "cosine", 0.05)
+        assert (16 * rl.per_device_batch * rl.grad_accum) // rl.num_generations == 32
+    assert (tp.model.max_pixels, tp.launch.dataset_num_proc) == (200704, 8)  # SPEC §1; the profile's own
     assert tp.st_rl.rewards == ["gelab_type", "gelab_coord", "gelab_intent", "gelab_format"]
     assert (tp.mt_rl.rewards, tp.mt_rl.max_turns) == (["gelab_episode"], 12)
 
@@ -61,6 +68,7 @@ def test_ms_swift_parses_every_paper_command(stage: str) -> None:
     assert ns.bf16 is True and ns.torch_dtype == "bfloat16" and ns.attn_impl == "flash_attn"
     assert ns.learning_rate == p.learning_rate and ns.per_device_train_batch_size == p.per_device_batch
     assert ns.num_train_epochs == p.epochs and ns.model_type == "qwen2_5_vl" and ns.template == "qwen2_5_vl"
+    assert ns.dataset_num_proc == 8
     if stage == "sft":
         assert ns.packing is True and ns.padding_free is True and ns.gradient_accumulation_steps == 2
         assert ns.warmup_ratio == 0.05 and ns.lr_scheduler_type == "cosine"
@@ -68,6 +76,9 @@ def test_ms_swift_parses_every_paper_command(stage: str) -> None:
         assert ns.rlhf_type == "grpo" and ns.num_generations == 8 and ns.temperature == 1.2
         assert ns.top_k == 8 and ns.top_p == 1.0 and ns.beta == 0.04
         assert ns.use_vllm is True and ns.vllm_mode == "colocate"
+        assert ns.gradient_accumulation_steps == 2 and ns.lr_scheduler_type == "cosine" and ns.warmup_ratio == 0.05
+        # colocated vLLM sized from the data: one image per prompt, the stage's max_length as its context
+        assert ns.vllm_max_model_len == p.max_length and json.loads(ns.vllm_limit_mm_per_prompt) == {"image": 1}
         assert ns.reward_funcs == p.rewards
         assert Path(ns.external_plugins[0]).resolve() == (REPO / "src/gelab/train/swift_plugin.py").resolve()
     if stage == "mt_rl":
@@ -189,3 +200,21 @@ def test_default_profile_needs_no_gpu_package(monkeypatch: pytest.MonkeyPatch) -
     tp = TrainParams.load(DEFAULT)
     for stage in STAGES:
         check_gpu_packages(tp, stage)  # sdpa, PyTorch rollouts: nothing to check
+
+
+def test_rl_prompts_must_fit_an_image_and_the_answer(tmp_path: Path) -> None:
+    """max_length is also the colocated vLLM's context: it must hold one image and the answer."""
+    text = PAPER.read_text().replace("max_length: 4096                 # one turn", "max_length: 300 # one turn")
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=r"p\.yaml: mt_rl\.max_length: 300 tokens cannot hold one image \(256 tokens"):
+        TrainParams.load(tmp_path / "p.yaml")
+
+
+def test_vllm_image_limit_is_the_most_images_a_prompt_of_the_data_has() -> None:
+    from gelab.train.training import images_per_prompt, rl_command
+
+    tp = TrainParams.load(PAPER)
+    assert images_per_prompt([{"images": ["a.png"]}, {"images": []}]) == 1
+    assert images_per_prompt([{"images": ["a.png", "b.png"]}]) == 2
+    cmd = rl_command(tp, "st_rl", "init", "d.jsonl", "run", images=2)
+    assert json.loads(cmd[cmd.index("--vllm_limit_mm_per_prompt") + 1]) == {"image": 2}

@@ -44,6 +44,18 @@ OpenUnit = Annotated[float, msgspec.Meta(gt=0, le=1)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Steps = Annotated[int, msgspec.Meta(ge=-1)]  # -1: run the epochs
 PageId = Annotated[str, msgspec.Meta(pattern=r"^page_\d+$")]
+MaxPixels = Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)]  # an image budget (pixels)
+
+
+def visual_tokens(max_pixels: int) -> int:
+    """Qwen2.5-VL tokens of one image of at most ``max_pixels`` pixels (one per 28 × 28 block): 200704 -> 256."""
+    return max_pixels // (PATCH_GROUP * PATCH_GROUP)
+
+
+def image_size(max_pixels: int) -> dict[str, int]:
+    """The image processor's ``size`` for an image budget (transformers' current spelling of
+    min_pixels/max_pixels): at most ``max_pixels``, at least 56² (the tiny model and both backends)."""
+    return {"shortest_edge": min(56 * 56, max_pixels), "longest_edge": max_pixels}
 
 
 class ParamsError(InputError):
@@ -163,7 +175,6 @@ class TinyModelParams(Section, frozen=True):
     vision_intermediate: Pos = 64
     vision_depth: Pos = 2
     vision_heads: Pos = 2
-    max_pixels: Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)] = 200704  # 448² -> 256 visual tokens
     init_std: PosFloat = 0.02  # std of the random init (transformers' initializer_range)
 
     def check(self) -> None:
@@ -181,6 +192,9 @@ class ModelParams(Section, frozen=True):
     base: str = "build/models/tiny"  # folder with HF weights; the paper profile points at Qwen2.5-VL-7B-Instruct
     model_type: str = "qwen2_5_vl"  # ms-swift --model_type
     template: str = "qwen2_5_vl"  # ms-swift --template
+    # The image budget of the profile, one setting for training (MAX_PIXELS), the tiny model's processor
+    # and evaluation: 448² = 200704 pixels -> 256 visual tokens (SPEC §1).
+    max_pixels: MaxPixels = 200704
     tiny: TinyModelParams = msgspec.field(default_factory=TinyModelParams)
 
 
@@ -205,6 +219,7 @@ class LaunchParams(Section, frozen=True):
     attn_impl: str = "sdpa"  # flash_attn on GPU (paper)
     report_to: str = "none"  # "tensorboard" or "wandb" only when asked (key from WANDB_API_KEY)
     dataloader_num_workers: NonNeg = 0
+    dataset_num_proc: Pos = 1  # ms-swift --dataset_num_proc: processes that tokenise the data before training
     extra_env: dict[str, str] = msgspec.field(default_factory=dict)  # e.g. OMP_NUM_THREADS for the run
 
     def check(self) -> None:
@@ -277,6 +292,8 @@ class RlParams(TrainStage, frozen=True):
     use_vllm: bool = False  # rollouts through vLLM (paper profile); PyTorch engine otherwise
     vllm_mode: str = "colocate"  # "colocate" or "server" (swift rollout)
     vllm_gpu_memory_utilization: OpenUnit = 0.5
+    lr_scheduler_type: str = "constant"  # paper profile: cosine (release scripts, SPEC §7)
+    warmup_ratio: Fraction = 0.0  # paper profile: 0.05 (release scripts, SPEC §7)
     logging_steps: Pos = 1
 
     def check(self) -> None:
@@ -288,6 +305,8 @@ class RlParams(TrainStage, frozen=True):
             raise ValueError(f"vllm_mode: must be colocate or server, got {self.vllm_mode!r}")
         if not self.rewards:
             raise ValueError("rewards: at least one reward function")
+        if self.warmup_ratio >= 1:
+            raise ValueError(f"warmup_ratio: must be below 1, got {self.warmup_ratio}")
 
 
 class EvalParams(Section, frozen=True):
@@ -299,12 +318,12 @@ class EvalParams(Section, frozen=True):
     temperature: NonNegFloat = 1.0  # interactive sampling; > 0 so that attempts differ (the paper does not say)
     top_p: OpenUnit = 1.0
     top_k: NonNeg = 0  # 0: no top-k cut
+    repetition_penalty: PosFloat = 1.0  # 1: none; both backends get it explicitly (a checkpoint's own is ignored)
     static_temperature: NonNegFloat = 0.0  # static benchmark decodes greedily
     max_new_tokens: Pos = 64  # an answer line is about 40 Qwen tokens
     batch_size: NonNeg = 8  # requests per model call; 0 = all in one call (reference policies always take all)
     backend: str = "hf"  # model stages: hf | vllm | openai
     device: str = "auto"  # hf backend: auto | cpu | cuda
-    max_pixels: Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)] = 200704  # 448² -> 256 visual tokens
     static_limit_tasks: NonNeg = 0  # model stages: tasks per static file (all their steps), stratified; 0 = all
     interactive_limit_tasks: NonNeg = 0  # model stages: tasks of the interactive run, stratified; 0 = all 2,162
     reference_policies: list[str] = msgspec.field(default_factory=lambda: ["oracle", "random", "home-then-complete"])

@@ -12,17 +12,31 @@ from gelab.cli import at_least
 from gelab.errors import InputError
 from gelab.eval.backends import MODEL_BACKENDS
 from gelab.eval.policies import REFERENCE_POLICIES
-from gelab.params import EvalParams, load_section, replace
+from gelab.params import PATCH_GROUP, EvalParams, ModelParams, load_section, replace
 
 POLICIES = (*REFERENCE_POLICIES, *MODEL_BACKENDS)
 
 
 def _params(args: argparse.Namespace) -> EvalParams:
     params = load_section(args.params, "eval", EvalParams) if args.params else EvalParams()
-    overrides = {k: getattr(args, k) for k in ("seed", "temperature", "top_p", "top_k", "max_new_tokens",
-                                               "batch_size", "device", "max_pixels", "attempts", "max_steps")
+    overrides = {k: getattr(args, k) for k in ("seed", "temperature", "top_p", "top_k", "repetition_penalty",
+                                               "max_new_tokens", "batch_size", "device", "attempts", "max_steps")
                  if getattr(args, k, None) is not None}
     return replace(params, "command line: eval", **overrides)
+
+
+def _max_pixels(args: argparse.Namespace) -> int:
+    """The image budget: --max-pixels, else the profile's ``model.max_pixels`` (the one training used)."""
+    if args.max_pixels is not None:
+        return int(args.max_pixels)
+    if args.params:
+        from gelab.io import read_yaml
+        from gelab.params import ParamsError
+
+        raw = read_yaml(args.params, error=ParamsError)
+        if isinstance(raw, dict) and "model" in raw:  # an evaluation-only params file may have no model section
+            return load_section(args.params, "model", ModelParams).max_pixels
+    return ModelParams().max_pixels
 
 
 def _batch_size(args: argparse.Namespace, params: EvalParams) -> int:
@@ -49,7 +63,7 @@ def _policy(args: argparse.Namespace, params: EvalParams, temperature: float, en
     from gelab.eval.policies import ModelPolicy, reference_policy
 
     if args.policy in MODEL_BACKENDS:
-        sampling = Sampling(temperature, params.top_p, params.top_k, params.max_new_tokens)
+        sampling = Sampling(temperature, params.top_p, params.top_k, params.max_new_tokens, params.repetition_penalty)
         if args.policy == "openai":
             if not args.base_url:
                 raise InputError("--policy openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
@@ -62,7 +76,7 @@ def _policy(args: argparse.Namespace, params: EvalParams, temperature: float, en
         else:
             if not args.model:
                 raise InputError(f"--policy {args.policy} needs --model (an HF checkpoint folder)")
-            options = {"model": args.model, "max_pixels": params.max_pixels}
+            options = {"model": args.model, "max_pixels": _max_pixels(args)}
             if args.policy == "hf":
                 options["device"] = params.device
         return ModelPolicy(make_backend(args.policy, sampling, **options), params.seed)
@@ -116,7 +130,8 @@ def _identity(args: argparse.Namespace, params: EvalParams, temperature: float, 
         ident["env_sha256"] = [file_digest(Path(args.env) / name) for name in (STRUCTURE_FILE, ART_FILE)]
     if args.policy in MODEL_BACKENDS:
         ident.update(temperature=temperature, top_p=params.top_p, top_k=params.top_k,
-                     max_new_tokens=params.max_new_tokens, max_pixels=params.max_pixels)
+                     repetition_penalty=params.repetition_penalty, max_new_tokens=params.max_new_tokens,
+                     max_pixels=_max_pixels(args))
     return ident
 
 
@@ -229,13 +244,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
     g.add_argument("--concurrency", type=at_least(1), default=8, help="openai: requests in flight")
     g.add_argument("--device", help="hf: auto | cpu | cuda")
-    g.add_argument("--max-pixels", type=int, help="image budget (default 200704 = 448²)")
+    g.add_argument("--max-pixels", type=at_least(PATCH_GROUP * PATCH_GROUP),
+                   help="image budget (default: model.max_pixels of --params, else 200704 = 448²)")
     s = p.add_argument_group("sampling and batching (defaults: params.yaml section eval)")
-    s.add_argument("--params", help="params.yaml (section 'eval')")
+    s.add_argument("--params", help="params.yaml (sections 'eval' and, for the image budget, 'model')")
     s.add_argument("--seed", type=int)
     s.add_argument("--temperature", type=float)
     s.add_argument("--top-p", type=float)
     s.add_argument("--top-k", type=int)
+    s.add_argument("--repetition-penalty", type=float)
     s.add_argument("--max-new-tokens", type=int)
     s.add_argument("--batch-size", type=int, help="requests per model call (0: all in one call)")
     s.add_argument("--limit-tasks", type=at_least(0), help="a stratified subset of this many tasks (all their steps); 0 = all")

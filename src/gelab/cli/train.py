@@ -12,8 +12,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     from gelab.params import ModelParams
     from gelab.train.tiny_model import build_tiny_model
 
-    tiny = load_section(args.params, "model", ModelParams).tiny
-    summary = build_tiny_model(tiny, tiny.corpus, args.out)
+    model = load_section(args.params, "model", ModelParams)
+    summary = build_tiny_model(model.tiny, model.tiny.corpus, args.out, model.max_pixels)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -40,7 +40,7 @@ def cmd_command(args: argparse.Namespace) -> int:
     from gelab.train.training import TrainParams, launch_env, stage_command, world_size
 
     tp = TrainParams.load(args.params)
-    ranks = world_size(launch_env(tp.launch, tp.model.tiny.max_pixels))  # NNODES/NPROC_PER_NODE: environment wins
+    ranks = world_size(launch_env(tp.launch, tp.model.max_pixels))  # NNODES/NPROC_PER_NODE: environment wins
     print(shlex.join(stage_command(tp, args.stage, args.init or tp.model.base, args.dataset or tp.stage(args.stage).dataset,
                                    args.out + "/run", ranks)))
     return 0

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 
 from gelab.errors import InputError
 from gelab.io import atomic_directory, atomic_write_json, read_jsonl
-from gelab.params import TinyModelParams, as_dict
+from gelab.params import TinyModelParams, as_dict, image_size
 
 # Qwen2.5-VL's added tokens, in id order from FIRST_SPECIAL_ID (as in the released tokenizer).
 FIRST_SPECIAL_ID = 151643
@@ -137,20 +137,22 @@ def build_processor(tokenizer, max_pixels: int):
         Qwen2VLVideoProcessor,
     )
 
-    size = {"shortest_edge": 56 * 56, "longest_edge": max_pixels}
+    size = image_size(max_pixels)
     image = Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
     video = Qwen2VLVideoProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
     return Qwen2_5_VLProcessor(image_processor=image, tokenizer=tokenizer, video_processor=video,
                                chat_template=CHAT_TEMPLATE)
 
 
-def build_tiny_model(p: TinyModelParams, corpus_files: list[str | Path], out: str | Path) -> dict[str, object]:
-    """Write the tiny model folder ``out`` atomically; returns a summary (parameter counts, hashes)."""
+def build_tiny_model(p: TinyModelParams, corpus_files: list[str | Path], out: str | Path,
+                     max_pixels: int = 448 * 448) -> dict[str, object]:
+    """Write the tiny model folder ``out`` atomically (its processor capped at ``max_pixels``, the
+    profile's ``model.max_pixels``); returns a summary (parameter counts, hashes)."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     tokenizer = build_tokenizer(corpus_texts(corpus_files), p.vocab_learned)
-    processor = build_processor(tokenizer, p.max_pixels)
+    processor = build_processor(tokenizer, max_pixels)
     torch.manual_seed(p.seed)
     model = Qwen2_5_VLForConditionalGeneration(tiny_config(p)).to(torch.float32)
     model.generation_config.do_sample = False

@@ -64,10 +64,12 @@ from gelab.io import (
 from gelab.params import (
     LaunchParams,
     ModelParams,
+    ParamsError,
     RlParams,
     SftParams,
     as_dict,
     load_section,
+    visual_tokens,
 )
 
 STAGES = ("sft", "st_rl", "mt_rl")
@@ -101,9 +103,21 @@ class TrainParams(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainParams":
-        return cls(model=load_section(path, "model", ModelParams), launch=load_section(path, "launch", LaunchParams),
-                   sft=load_section(path, "sft", SftParams), st_rl=load_section(path, "st_rl", RlParams),
-                   mt_rl=load_section(path, "mt_rl", RlParams))
+        tp = cls(model=load_section(path, "model", ModelParams), launch=load_section(path, "launch", LaunchParams),
+                 sft=load_section(path, "sft", SftParams), st_rl=load_section(path, "st_rl", RlParams),
+                 mt_rl=load_section(path, "mt_rl", RlParams))
+        tp.check(path)
+        return tp
+
+    def check(self, path: str | Path) -> None:
+        """Rules across sections: an RL prompt's image and answer fit ``max_length`` (vLLM's context)."""
+        image = visual_tokens(self.model.max_pixels)
+        for stage in ("st_rl", "mt_rl"):
+            p = self.stage(stage)
+            if p.max_length < image + p.max_completion_length:
+                raise ParamsError(f"{path}: {stage}.max_length: {p.max_length} tokens cannot hold one image "
+                                  f"({image} tokens at model.max_pixels {self.model.max_pixels}) and the answer "
+                                  f"({p.max_completion_length}, max_completion_length)")
 
     def stage(self, name: str) -> SftParams | RlParams:
         if name not in STAGES:
@@ -125,7 +139,7 @@ def _common_args(launch: LaunchParams, model: ModelParams, p: SftParams | RlPara
         "--model", init, "--model_type", model.model_type, "--template", model.template,
         "--tuner_type", "full", "--torch_dtype", launch.torch_dtype, "--attn_impl", launch.attn_impl,
         "--deepspeed", launch.deepspeed, "--freeze_vit", _flag(p.freeze_vit if isinstance(p, SftParams) else True),
-        "--dataset", dataset, "--split_dataset_ratio", "0", "--dataset_num_proc", "1",
+        "--dataset", dataset, "--split_dataset_ratio", "0", "--dataset_num_proc", str(launch.dataset_num_proc),
         "--max_length", str(p.max_length), "--output_dir", run_dir, "--add_version", "false",
         "--learning_rate", repr(p.learning_rate), "--per_device_train_batch_size", str(p.per_device_batch),
         "--gradient_accumulation_steps", str(p.grad_accum), "--num_train_epochs", repr(p.epochs),
@@ -167,8 +181,26 @@ def sft_command(tp: TrainParams, init: str, dataset: str, run_dir: str, world_si
     return args + list(p.extra_args)
 
 
+def vllm_args(p: RlParams, images_per_prompt: int) -> list[str]:
+    """Colocated vLLM sized from the data instead of vLLM's defaults (a 128k context and 999 images per
+    prompt to profile memory for): the stage's ``max_length`` (prompt + answer; checked to hold an
+    image and the answer, :meth:`TrainParams.check`) and the most images one prompt of the data has.
+    MT-RL's prompts stay at one image: each turn is a fresh single-image prompt (gelab_nav)."""
+    args = ["--use_vllm", "true", "--vllm_mode", p.vllm_mode]
+    if p.vllm_mode == "colocate":
+        args += ["--vllm_gpu_memory_utilization", repr(p.vllm_gpu_memory_utilization), "--sleep_level", "1",
+                 "--vllm_max_model_len", str(p.max_length),
+                 "--vllm_limit_mm_per_prompt", json.dumps({"image": images_per_prompt})]
+    return args
+
+
+def images_per_prompt(rows: list[dict[str, Any]]) -> int:
+    """The most images one row of a dataset carries (at least 1)."""
+    return max([1, *(len(r.get("images") or []) for r in rows)])
+
+
 def rl_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str,
-               plugin: str | None = None, world_size: int = 1) -> list[str]:
+               plugin: str | None = None, world_size: int = 1, images: int = 1) -> list[str]:
     """``swift rlhf --rlhf_type grpo`` for ST-RL (four rewards) or MT-RL (episode reward + scheduler)."""
     p = tp.stage(stage)
     assert isinstance(p, RlParams)
@@ -179,23 +211,22 @@ def rl_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: st
             "--num_generations", str(p.num_generations), "--temperature", repr(p.temperature),
             "--top_p", repr(p.top_p), "--top_k", str(p.top_k), "--beta", repr(p.beta),
             "--max_completion_length", str(p.max_completion_length), "--loss_scale", p.loss_scale,
-            "--lr_scheduler_type", "constant", "--warmup_ratio", "0.0",
+            "--lr_scheduler_type", p.lr_scheduler_type, "--warmup_ratio", repr(p.warmup_ratio),
             "--log_completions", "true"]  # <run>/completions.jsonl: what each trained sample held
     if p.max_turns > 1:
         args += ["--multi_turn_scheduler", "gelab_nav", "--max_turns", str(p.max_turns)]
     if p.use_vllm:
-        args += ["--use_vllm", "true", "--vllm_mode", p.vllm_mode]
-        if p.vllm_mode == "colocate":
-            args += ["--vllm_gpu_memory_utilization", repr(p.vllm_gpu_memory_utilization), "--sleep_level", "1"]
+        args += vllm_args(p, images)
     else:
         args += ["--use_vllm", "false"]
     return args + list(p.extra_args)
 
 
-def stage_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str, world_size: int = 1) -> list[str]:
+def stage_command(tp: TrainParams, stage: str, init: str, dataset: str, run_dir: str, world_size: int = 1,
+                  images: int = 1) -> list[str]:
     if stage == "sft":
         return sft_command(tp, init, dataset, run_dir, world_size=world_size)
-    return rl_command(tp, stage, init, dataset, run_dir, world_size=world_size)
+    return rl_command(tp, stage, init, dataset, run_dir, world_size=world_size, images=images)
 
 
 def world_size(env: dict[str, str]) -> int:
@@ -229,7 +260,7 @@ def launch_env(launch: LaunchParams, max_pixels: int, base: dict[str, str] | Non
     if env["NNODES"] == "1" and "MASTER_PORT" not in base:
         env["MASTER_PORT"] = str(free_port())  # one node: any free port, so runs side by side never collide
     env.update(OFFLINE_ENV)
-    env["MAX_PIXELS"] = str(max_pixels)  # qwen_vl_utils resize cap (448² -> 256 visual tokens)
+    env["MAX_PIXELS"] = str(max_pixels)  # model.max_pixels: qwen_vl_utils' resize cap (448² -> 256 visual tokens)
     env.update(launch.extra_env)
     if launch.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -653,8 +684,9 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     rows = subset_rows(read_jsonl(p.dataset), p.max_samples, p.seed)
     rows_bytes = jsonl_bytes(rows)
     run_dir = out / "run"
-    env = launch_env(tp.launch, tp.model.tiny.max_pixels)
-    command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir), world_size(env))
+    env = launch_env(tp.launch, tp.model.max_pixels)
+    command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir), world_size(env),
+                            images=images_per_prompt(rows))
     stamp = fingerprint(command, rows_bytes, folder_digest(init))
 
     primary = env["NODE_RANK"] == "0"  # on a shared filesystem only node 0 cleans up and post-processes

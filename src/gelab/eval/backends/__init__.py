@@ -18,6 +18,7 @@ from typing import Any, Protocol, Sequence
 
 from gelab.errors import InputError
 from gelab.params import MODEL_BACKENDS  # noqa: F401  (the `kind` names make_backend takes)
+from gelab.params import image_size  # noqa: F401  (the backends' image budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +37,19 @@ class Sampling:
     top_p: float = 1.0
     top_k: int = 0  # 0: no top-k cut
     max_new_tokens: int = 64  # an answer line is about 40 tokens
+    repetition_penalty: float = 1.0  # 1: none (a checkpoint's generation_config never adds one)
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0
+
+    def explicit(self) -> dict[str, Any]:
+        """Every decoding parameter, as each backend must apply it (greedy: no temperature or cuts)."""
+        if self.greedy:
+            return {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": self.repetition_penalty,
+                    "max_new_tokens": self.max_new_tokens}
+        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "repetition_penalty": self.repetition_penalty, "max_new_tokens": self.max_new_tokens}
 
 
 class Backend(Protocol):

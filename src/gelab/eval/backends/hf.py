@@ -15,7 +15,7 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-from gelab.eval.backends import Request, Sampling
+from gelab.eval.backends import Request, Sampling, image_size
 
 DEFAULT_MAX_PIXELS = 448 * 448  # SPEC §1: 200704 pixels -> 256 visual tokens
 
@@ -113,6 +113,7 @@ class HFBackend:
         self.max_pixels = max_pixels
         self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model, dtype=getattr(torch, dtype))
         self.model.to(device).eval()
+        self.model.generation_config = self._own_generation_config(self.model.generation_config)
 
     def _inputs(self, requests: Sequence[Request]) -> Any:
         texts = [self.processor.apply_chat_template(
@@ -120,9 +121,29 @@ class HFBackend:
              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r.user}]}],
             add_generation_prompt=True, tokenize=False) for r in requests]
         images = [_image(r.image) for r in requests]
-        size = {"shortest_edge": min(56 * 56, self.max_pixels), "longest_edge": self.max_pixels}
         return self.processor(text=texts, images=images, padding=True, return_tensors="pt",
-                              images_kwargs={"size": size}).to(self.device)
+                              images_kwargs={"size": image_size(self.max_pixels)}).to(self.device)
+
+    @staticmethod
+    def _own_generation_config(checkpoint: Any) -> Any:
+        """Of the checkpoint's generation_config.json only the stop, pad and start ids. transformers fills
+        whatever a passed config leaves unset from the model's (Qwen2.5-VL-7B-Instruct's has
+        repetition_penalty 1.05, top_k 1, top_p 0.001), so the model keeps nothing else to lend."""
+        from transformers import GenerationConfig
+
+        return GenerationConfig(eos_token_id=checkpoint.eos_token_id, pad_token_id=checkpoint.pad_token_id,
+                                bos_token_id=checkpoint.bos_token_id)
+
+    def generation_config(self) -> Any:
+        """Every decoding setting from params (``Sampling.explicit``, as the vllm backend gets them): the
+        scores are penalised here, then :class:`RowSampler` applies temperature, top-k and top-p."""
+        from transformers import GenerationConfig
+
+        s = self.sampling.explicit()
+        ids = self.model.generation_config
+        return GenerationConfig(max_new_tokens=s["max_new_tokens"], do_sample=False, num_beams=1,
+                                repetition_penalty=s["repetition_penalty"], eos_token_id=ids.eos_token_id,
+                                pad_token_id=ids.pad_token_id, bos_token_id=ids.bos_token_id)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
         import torch
@@ -131,7 +152,7 @@ class HFBackend:
         if not requests:
             return []
         inputs = self._inputs(requests)
-        kwargs: dict[str, Any] = {"max_new_tokens": self.sampling.max_new_tokens, "do_sample": False}
+        kwargs: dict[str, Any] = {"generation_config": self.generation_config()}
         if not self.sampling.greedy:
             kwargs["logits_processor"] = LogitsProcessorList([RowSampler([r.seed for r in requests], self.sampling)])
         with torch.inference_mode():

@@ -95,6 +95,8 @@ class OpenAIBackend:
             body["top_p"] = s.top_p
             if s.top_k > 0:
                 body["top_k"] = s.top_k  # vLLM and ms-swift accept it; hosted APIs may not
+        if s.repetition_penalty != 1.0:
+            body["repetition_penalty"] = s.repetition_penalty  # likewise (servers' own default otherwise)
         return body
 
     def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str]:

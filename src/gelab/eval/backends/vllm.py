@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gelab.errors import GelabError
-from gelab.eval.backends import Request, Sampling
+from gelab.eval.backends import Request, Sampling, image_size
 from gelab.eval.backends.hf import DEFAULT_MAX_PIXELS, _image
 
 INSTALL = ("pip install -r requirements-gpu.lock (the paper profile's GPU lock: vLLM 0.23.0 with torch 2.11.0; "
@@ -35,9 +35,11 @@ class VLLMBackend:
             raise VLLMMissing(f"the vllm backend needs the vllm package ({exc}): {INSTALL}") from exc
         self.sampling = sampling
         self.processor = AutoProcessor.from_pretrained(model)
+        # generation_config="vllm": vLLM's own defaults, never the checkpoint's generation_config.json
+        # (every parameter is given per request anyway, see _params)
         self.llm = LLM(model=str(model), max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                       limit_mm_per_prompt={"image": 1},
-                       mm_processor_kwargs={"min_pixels": 28 * 28, "max_pixels": max_pixels}, **llm_options)
+                       limit_mm_per_prompt={"image": 1}, generation_config="vllm",
+                       mm_processor_kwargs={"size": image_size(max_pixels)}, **llm_options)
 
     def _prompt(self, r: Request) -> dict[str, Any]:
         text = self.processor.apply_chat_template(
@@ -49,11 +51,11 @@ class VLLMBackend:
     def _params(self, r: Request) -> Any:
         from vllm import SamplingParams
 
-        s = self.sampling
-        if s.greedy:
-            return SamplingParams(temperature=0.0, max_tokens=s.max_new_tokens, skip_special_tokens=False)
-        return SamplingParams(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
-                              max_tokens=s.max_new_tokens, seed=r.seed % (2**31), skip_special_tokens=False)
+        s = self.sampling.explicit()  # every parameter explicit, as the hf backend applies them
+        seed = {} if self.sampling.greedy else {"seed": r.seed % (2**31)}
+        return SamplingParams(temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"] if s["top_k"] > 0 else -1,
+                              repetition_penalty=s["repetition_penalty"], presence_penalty=0.0, frequency_penalty=0.0,
+                              min_p=0.0, max_tokens=s["max_new_tokens"], skip_special_tokens=False, **seed)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
         if not requests:
