@@ -1,10 +1,11 @@
 # The two set-up commands of the README: `make repro` (install + the whole pipeline on the
 # embedded default) and `make test` (install + the test suite). The paper profile's GPU machine:
 # `make setup-gpu` (requirements-gpu.lock) and `make flash-attn` (REPRODUCE.md §1).
+# `make learning-checks`: each training stage on a small fixed problem (docs/training.md, metrics/learning/).
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup setup-gpu flash-attn repro test bench lock lock-gpu paper-diff
+.PHONY: setup setup-gpu flash-attn repro test bench lock lock-gpu paper-diff learning-checks
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +27,10 @@ repro: setup
 
 test: setup
 	python -m pytest -q
+
+learning-checks: setup  # needs the environment, the SFT data and the tiny model: the pipeline up to `model`
+	dvc repro model
+	gelab check learning --params params.yaml --out build/learning --metrics metrics/learning
 
 bench: setup
 	for f in benchmarks/bench_*.py; do python "$$f" || exit 1; done

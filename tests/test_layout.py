@@ -1,7 +1,8 @@
 """The package layout follows the data flow, and every DVC stage depends on all the code it runs.
 
 - Imports point one way, down the pipeline: core (format, io, params, seeding) -> env -> tasks -> data
-  -> train -> eval -> report -> cli. A module never imports from a later layer.
+  -> train -> eval -> checks -> report -> cli. A module never imports from a later layer. ``checks``
+  (the learning checks) trains and then evaluates, so it sits after both; no pipeline stage runs it.
 - For every stage of ``dvc.yaml``, each ``gelab`` module its command can import (the CLI module of
   the command, everything it imports, lazily or not, and the ms-swift plugins the training commands
   load by path) lies inside one of the stage's ``deps``; otherwise editing that module would not
@@ -21,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PKG = SRC / "gelab"
-LAYERS = {"core": 0, "env": 1, "tasks": 2, "data": 3, "train": 4, "eval": 5, "report": 6, "cli": 7}
+LAYERS = {"core": 0, "env": 1, "tasks": 2, "data": 3, "train": 4, "eval": 5, "checks": 6, "report": 7, "cli": 8}
 # Modules that a command loads by path, not by import (ms-swift's --external_plugins).
 _PLUGINS = ["src/gelab/train/swift_plugin.py", "src/gelab/train/swift_cpu_ranks.py"]
 LOADED_BY_PATH = {"train sft": _PLUGINS[1:], "train st-rl": _PLUGINS, "train mt-rl": _PLUGINS}

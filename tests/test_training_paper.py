@@ -218,3 +218,21 @@ def test_vllm_image_limit_is_the_most_images_a_prompt_of_the_data_has() -> None:
     assert images_per_prompt([{"images": ["a.png", "b.png"]}]) == 2
     cmd = rl_command(tp, "st_rl", "init", "d.jsonl", "run", images=2)
     assert json.loads(cmd[cmd.index("--vllm_limit_mm_per_prompt") + 1]) == {"image": 2}
+
+
+def test_the_mt_rl_curriculum_keeps_the_tasks_that_fit_the_turn_cap(tmp_path: Path) -> None:
+    from gelab.errors import InputError
+    from gelab.train.training import curriculum_rows
+
+    rows = [{"id": f"t{n}", "path_length": n} for n in (1, 3, 2, 7, 1)]
+    assert [r["id"] for r in curriculum_rows(rows, 2)] == ["t1", "t2", "t1"]  # file order kept
+    assert curriculum_rows(rows, 0) == rows  # 0: every task (the paper profile)
+    with pytest.raises(InputError, match=r"row 'x': no whole-number path_length"):
+        curriculum_rows([{"id": "x"}], 2)
+    default = TrainParams.load(DEFAULT)
+    assert default.mt_rl.max_path_length == default.mt_rl.max_turns - 1  # L clicks + complete = L + 1 turns
+    assert TrainParams.load(PAPER).mt_rl.max_path_length == 0
+    text = DEFAULT.read_text().replace("  max_path_length: 2 ", "  max_path_length: 3 ")
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=r"mt_rl\.max_path_length: a task of 3 clicks needs 4 turns"):
+        TrainParams.load(tmp_path / "p.yaml")

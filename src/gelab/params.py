@@ -288,6 +288,7 @@ class RlParams(TrainStage, frozen=True):
     max_completion_length: Pos = 128  # tokens per turn
     max_length: Pos = 4096  # prompt + completion tokens
     max_turns: Pos = 1  # > 1 enables the gelab multi-turn scheduler (paper MT-RL: 12)
+    max_path_length: NonNeg = 0  # curriculum: only rows whose task's shortest path has at most this many clicks; 0 = all
     loss_scale: str = "default"
     use_vllm: bool = False  # rollouts through vLLM (paper profile); PyTorch engine otherwise
     vllm_mode: str = "colocate"  # "colocate" or "server" (swift rollout)
@@ -307,6 +308,10 @@ class RlParams(TrainStage, frozen=True):
             raise ValueError("rewards: at least one reward function")
         if self.warmup_ratio >= 1:
             raise ValueError(f"warmup_ratio: must be below 1, got {self.warmup_ratio}")
+        if self.max_turns > 1 and self.max_path_length >= self.max_turns:
+            raise ValueError(f"max_path_length: a task of {self.max_path_length} clicks needs {self.max_path_length + 1} "
+                             f"turns (its clicks and complete), more than max_turns ({self.max_turns}); write at most "
+                             f"{self.max_turns - 1}, or 0 for every task")
 
 
 class EvalParams(Section, frozen=True):
@@ -351,6 +356,54 @@ class EvalParams(Section, frozen=True):
         if self.request_deadline_s < max(self.connect_timeout_s, self.read_timeout_s):
             raise ValueError(f"request_deadline_s: {self.request_deadline_s} is shorter than connect_timeout_s "
                              f"({self.connect_timeout_s}) or read_timeout_s ({self.read_timeout_s})")
+
+
+class LearningSftParams(Section, frozen=True):
+    """SFT learning check: memorise a fixed set of rows from the random-init model."""
+
+    rows: Pos = 64  # navigation (edge) rows of the check's tasks, then grounding rows of their icons
+    max_steps: Pos = 100  # optimizer steps (max_steps x per_device_batch rows seen)
+    learning_rate: PosFloat = 3e-3
+    per_device_batch: Pos = 8
+    threshold: Annotated[float, msgspec.Meta(ge=0, le=100)] = 95.0  # pass: static step accuracy (%) on the rows >= this
+
+
+class LearningRlParams(Section, frozen=True):
+    """An RL learning check (GRPO from the check's SFT checkpoint)."""
+
+    max_steps: Pos = 10
+    learning_rate: PosFloat = 1e-4
+    num_generations: Annotated[int, msgspec.Meta(ge=2)] = 4
+    temperature: PosFloat = 1.2
+    max_turns: Pos = 1  # MT-RL: turns per episode (a task of L clicks needs L + 1)
+    threshold: float = 0.0  # pass: after - before >= this (ST-RL: mean total reward; MT-RL: strict success, points)
+
+
+class LearningParams(Section, frozen=True):
+    """Learning checks (``gelab check learning``): each stage moves its own objective on a small fixed problem.
+
+    The problem lives in one RL subtree: ``tasks`` tasks of one and two clicks (their one-click edges
+    are in the SFT data of every subtree). SFT memorises ``sft.rows`` rows of those edges; ST-RL is
+    trained on the step prompts of the two-click tasks; MT-RL on the tasks, with the environment in
+    the loop. Everything else (ms-swift, ZeRO-3, the plugin, the model) comes from the profile's own
+    ``model``, ``launch``, ``sft``, ``st_rl`` and ``mt_rl`` sections.
+    """
+
+    subtree: PageId = "page_4"  # an RL subtree (not the test subtree)
+    seed: int = 0  # which tasks are drawn
+    tasks: Pos = 8  # two-click tasks of the MT-RL check (plus one_click_tasks of their edges)
+    one_click_tasks: NonNeg = 4  # one-click tasks (edges of the above) in the MT-RL check
+    max_pixels: Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)] = 50176  # 224² -> 64 visual tokens
+    sft: LearningSftParams = msgspec.field(default_factory=LearningSftParams)
+    st_rl: LearningRlParams = msgspec.field(default_factory=lambda: LearningRlParams(threshold=0.5))
+    mt_rl: LearningRlParams = msgspec.field(default_factory=lambda: LearningRlParams(max_turns=3, threshold=20.0))
+
+    def check(self) -> None:
+        if self.st_rl.max_turns != 1:
+            raise ValueError(f"st_rl.max_turns: ST-RL is single-turn (1), got {self.st_rl.max_turns}")
+        if self.mt_rl.max_turns < 3:
+            raise ValueError(f"mt_rl.max_turns: two-click tasks need 3 turns (two clicks and complete), "
+                             f"got {self.mt_rl.max_turns}")
 
 
 # --- loading --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "gelab.cli.eval",
     "gelab.cli.report",
     "gelab.cli.view",
+    "gelab.cli.check",
 ]
 
 

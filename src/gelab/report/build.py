@@ -1,6 +1,6 @@
 """``gelab report build``: metrics tree + paper targets -> the reports folder.
 
-Writes ``paper_comparison.md`` (Tables 1, 2, 3, 11 and the training summaries),
+Writes ``paper_comparison.md`` (Tables 1, 2, 3, 11, the training summaries and the learning checks),
 ``pass_at_k_by_path.png`` and ``training_curves.png``. Any bad input raises before anything is
 written; the three files are staged beside the folder and each moved into it whole. Other entries of
 the folder (the viewer's ``site/`` and ``cases/``, written by ``gelab view``) are left alone, and the
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gelab.report.collect import TRAIN_STAGES, collect
 from gelab.report.curves import Curve, default_curve_path, read_curve
+from gelab.report.learning import learning_section
 from gelab.report.plots import pass_at_k_plot, training_curves_plot
 from gelab.report.tables import report_markdown
 from gelab.report.targets import load_targets
@@ -46,7 +47,8 @@ def build_report(metrics_dir: str | Path, targets_path: str | Path, out: str | P
     curves: dict[str, Curve | None] = {stage: read_curve(p) if p.is_file() else None for stage, p in paths.items()}
     out = Path(out)
     text = report_markdown(run, targets, targets_path=str(targets_path), metrics_dir=str(metrics_dir).rstrip("/"),
-                           pass_png=PASS_PNG, curves_png=CURVES_PNG) + case_studies_section(out)
+                           pass_png=PASS_PNG, curves_png=CURVES_PNG)
+    text += learning_section(metrics_dir) + case_studies_section(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
         staged = Path(tmp)

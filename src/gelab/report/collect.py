@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gelab.report.schema import SCHEMAS, TRAIN_DIR, MetricsError, validate
+from gelab.report.schema import LEARNING_DIR, SCHEMAS, TRAIN_DIR, MetricsError, validate
 
 TRAIN_STAGES = ("sft", "st_rl", "mt_rl")
 
@@ -51,7 +51,7 @@ def collect(metrics_dir: str | Path) -> RunMetrics:
     run = RunMetrics()
     if not root.is_dir():
         return run
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name != TRAIN_DIR):
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in (TRAIN_DIR, LEARNING_DIR)):
         for path in sorted(model_dir.glob("*.json")):
             schema = SCHEMAS.get(path.stem)
             if schema is None:

@@ -118,6 +118,7 @@ STATIC_KINDS = ("static_id", "static_ood", "static_ood_image", "static_ood_name"
 SCHEMAS: dict[str, type[Struct]] = {**{kind: Static for kind in STATIC_KINDS}, "interactive": Interactive}
 
 TRAIN_DIR = "train"  # metrics/train/ holds training summaries, not a model
+LEARNING_DIR = "learning"  # metrics/learning/ holds the learning checks (gelab.report.learning), not a model
 
 
 def validate(data: Any, schema: type[Struct], file: str, *, partial: bool = False) -> None:

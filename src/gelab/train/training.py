@@ -278,6 +278,20 @@ def env_for_log(env: dict[str, str]) -> dict[str, str]:
 # --- data, resume, consolidation ----------------------------------------------------------------
 
 
+def curriculum_rows(rows: list[dict[str, Any]], max_path_length: int) -> list[dict[str, Any]]:
+    """The rows whose task has a shortest path of at most ``max_path_length`` clicks (0: every row).
+
+    MT-RL uses it to draw only tasks that fit its turn cap (a task of L clicks needs L + 1 turns);
+    without it, a short cap leaves most tasks unsolvable and every GRPO group with zero reward.
+    """
+    if max_path_length <= 0:
+        return rows
+    missing = next((r.get("id", i) for i, r in enumerate(rows, 1) if not isinstance(r.get("path_length"), int)), None)
+    if missing is not None:
+        raise InputError(f"row {missing!r}: no whole-number path_length (max_path_length needs the task's length)")
+    return [r for r in rows if r["path_length"] <= max_path_length]
+
+
 def subset_rows(rows: list[dict[str, Any]], max_samples: int, seed: int) -> list[dict[str, Any]]:
     """All rows, or ``max_samples`` of them drawn by a seeded shuffle (file order kept)."""
     if max_samples <= 0 or max_samples >= len(rows):
@@ -371,7 +385,7 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 
 
 STEP_COLUMNS = ("step", "loss", "learning_rate", "grad_norm", "train_speed(s/it)", "reward", "reward_std",
-                "token_acc", "kl", "completions/mean_length")
+                "frac_reward_zero_std", "token_acc", "kl", "completions/mean_length")
 
 
 def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -681,7 +695,13 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     check_init(init, "model.base" if stage == "sft" else f"{stage} init")
     if not Path(p.dataset).exists():
         raise TrainError(f"{params_file}: {stage}.dataset: {p.dataset} does not exist (run `dvc repro data`)")
-    rows = subset_rows(read_jsonl(p.dataset), p.max_samples, p.seed)
+    rows = read_jsonl(p.dataset)
+    if isinstance(p, RlParams):
+        rows = curriculum_rows(rows, p.max_path_length)
+        if not rows:
+            raise TrainError(f"{params_file}: {stage}.max_path_length: no row of {p.dataset} has a task of at most "
+                             f"{p.max_path_length} clicks")
+    rows = subset_rows(rows, p.max_samples, p.seed)
     rows_bytes = jsonl_bytes(rows)
     run_dir = out / "run"
     env = launch_env(tp.launch, tp.model.max_pixels)

@@ -1,0 +1,279 @@
+"""Learning checks: each training stage moves its own objective on a small fixed problem.
+
+The pipeline's embedded run is too short to show that a stage *learns*; these checks show it, one
+per stage, through the same code path as the pipeline (:func:`gelab.train.training.run_stage`:
+stock ms-swift, DeepSpeed ZeRO-3, the gelab plugin and scheduler) on the profile's own model and
+launch settings. Only the data, the number of steps and a few hyper-parameters differ; they are in
+the ``learning`` section of the params file.
+
+The fixed problem (:func:`fixed_problem`) lives in one RL subtree (``learning.subtree``):
+``learning.tasks`` two-click tasks drawn by a seeded shuffle, their one-click *edges* (whose rows
+are in the SFT data: SPEC §4 edge data of every subtree), and ``learning.one_click_tasks`` of those
+edges as one-click tasks.
+
+- **SFT** from the random-init base model on ``learning.sft.rows`` rows of ``sft.jsonl``: the edge
+  rows (click, then complete) and grounding rows of the edges' icons. Objective: static step
+  accuracy on exactly those rows (greedy, hf backend, :mod:`gelab.eval.static` scoring) >= the
+  threshold. *before* = the base model, *after* = the SFT checkpoint.
+- **ST-RL** from that SFT checkpoint on the step prompts of the two-click tasks (one GRPO step sees
+  every prompt once). Objective: the mean total reward (of 4) rises by >= the threshold between the
+  first and the last logged step, and the coordinate reward is non-zero at the end.
+- **MT-RL** from that SFT checkpoint on the tasks (environment in the loop). Objective: strict
+  success of greedy episodes (:func:`gelab.eval.interactive.run_episodes`, hf backend, temperature
+  0) on the same tasks rises by >= the threshold (points). *before* = the SFT checkpoint.
+
+Each check writes ``METRICS/<stage>.json`` with ``before``, ``after``, ``threshold`` and ``passed``
+(plus what was measured and how long it took); the training runs and predictions stay under ``OUT``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from msgspec.structs import replace
+
+from gelab.data.datasets import Source, step_rows
+from gelab.data.datasets import mt_rl_rows as task_rows
+from gelab.env.envdir import load_environment
+from gelab.env.navigation import BACK, HOME, Navigator
+from gelab.errors import InputError
+from gelab.eval.backends import Sampling, make_backend
+from gelab.eval.interactive import interactive_metrics, run_episodes
+from gelab.eval.policies import ModelPolicy
+from gelab.eval.static import load_predictions, static_metrics, step_correct
+from gelab.eval.static_run import predict
+from gelab.io import atomic_write_bytes, atomic_write_json, jsonl_bytes, read_jsonl
+from gelab.params import LearningParams, as_dict, load_section
+from gelab.seeding import derived_rng
+from gelab.tasks.universe import Task, task_universe
+from gelab.train.training import TrainParams, read_log, run_stage, step_rows as logged_steps
+
+STAGES = ("sft", "st_rl", "mt_rl")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The fixed problem of the checks (see the module docstring)."""
+
+    two_click: list[Task]  # the MT-RL tasks of two clicks; their second steps are the ST-RL prompts
+    one_click: list[Task]  # the MT-RL tasks of one click (edges of the above)
+    edges: list[Task]  # the one-click tasks whose rows SFT memorises, in first-use order
+    icons: list[str]  # the content icons clicked on those edges: one grounding row each
+
+    @property
+    def mt_rl_tasks(self) -> list[Task]:
+        return [*self.one_click, *self.two_click]
+
+
+def _edges(task: Task, nav: Navigator) -> list[Task]:
+    """The one-click tasks a task's labelled shortest path is made of."""
+    return [Task(page, nav.edges[page][action], task.subtree, 1) for page, action in nav.shortest_path(task.start, task.target)]
+
+
+def fixed_problem(lp: LearningParams, nav: Navigator) -> Problem:
+    """Two-click tasks of ``lp.subtree`` in a seeded order: the first ``lp.tasks`` are the RL tasks; their
+    edges, and those of the next tasks, fill ``lp.sft.rows`` SFT rows (2 per edge, 1 per new content icon)."""
+    universe = task_universe(nav.structure, lp.subtree, nav)
+    candidates = [t for t in universe if t.path_length == 2]
+    derived_rng(lp.seed, "learning", lp.subtree).shuffle(candidates)
+    if len(candidates) < lp.tasks:
+        raise InputError(f"learning.tasks: {lp.subtree} has {len(candidates)} two-click tasks, {lp.tasks} asked")
+    edges: list[Task] = []
+    icons: list[str] = []
+    for i, task in enumerate(candidates):
+        new_edges = [e for e in dict.fromkeys(_edges(task, nav)) if e not in edges]
+        new_icons = [n for n in dict.fromkeys(nav.label_action(e.start, e.target) for e in new_edges)
+                     if n not in (BACK, HOME) and n not in icons]
+        if 2 * (len(edges) + len(new_edges)) + len(icons) + len(new_icons) > lp.sft.rows:
+            if i < lp.tasks:
+                raise InputError(f"learning.sft.rows: the {lp.tasks} tasks need more than {lp.sft.rows} rows "
+                                 "(two per edge, one per content icon); ask for fewer tasks or more rows")
+            continue
+        edges += new_edges
+        icons += new_icons
+        if 2 * len(edges) + len(icons) == lp.sft.rows:
+            break
+    short = lp.sft.rows - 2 * len(edges) - len(icons)
+    if short > 0:  # top up with grounding rows of further content icons of the subtree, in the seeded order
+        more = (nav.label_action(e.start, e.target) for t in candidates for e in _edges(t, nav))
+        icons += list(dict.fromkeys(n for n in more if n not in (BACK, HOME) and n not in icons))[:short]
+    if 2 * len(edges) + len(icons) != lp.sft.rows:
+        raise InputError(f"learning.sft.rows: {lp.subtree} cannot fill exactly {lp.sft.rows} rows")
+    first = [e for t in candidates[:lp.tasks] for e in _edges(t, nav)]
+    one_click = list(dict.fromkeys(first))[:lp.one_click_tasks]
+    if len(one_click) < lp.one_click_tasks:
+        raise InputError(f"learning.one_click_tasks: the tasks have {len(one_click)} edges, {lp.one_click_tasks} asked")
+    return Problem(candidates[:lp.tasks], one_click, edges, icons)
+
+
+def sft_rows(problem: Problem, sft_file: str | Path) -> list[dict[str, Any]]:
+    """The SFT rows of the problem from the SFT data: each edge's click and complete rows, then one
+    grounding row per content icon. Every prompt is distinct."""
+    by_id = {str(r["id"]): r for r in read_jsonl(sft_file)}
+    wanted = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)] + [f"grounding:{n}#0" for n in problem.icons]
+    missing = [k for k in wanted if k not in by_id]
+    if missing:
+        raise InputError(f"{sft_file}: no row {missing[0]!r} (SFT data with edge data of every subtree and "
+                         "grounding rows, as `gelab data build` writes it)")
+    return [by_id[k] for k in wanted]
+
+
+def st_rl_rows(problem: Problem, source: Source, seed: int) -> list[dict[str, Any]]:
+    """ST-RL prompts: the second step of each two-click task (on the middle page, one click in the history)."""
+    rows = step_rows(source, problem.two_click, derived_rng(seed, "learning", "st_rl"), with_answer=False)
+    return [r for r in rows if r["step"] == 1]
+
+
+# --- the three checks -----------------------------------------------------------------------------
+
+
+def _greedy_policy(model: str | Path, max_pixels: int) -> ModelPolicy:
+    return ModelPolicy(make_backend("hf", Sampling(0.0, 1.0, 0, 64), model=str(model), max_pixels=max_pixels,
+                                    device="cpu"))
+
+
+def static_accuracy(model: str | Path, rows: list[dict[str, Any]], predictions: Path,
+                    max_pixels: int) -> dict[str, Any]:
+    """Greedy predictions of ``model`` on ``rows`` scored by the static scorer: every row counts once."""
+    if predictions.exists():
+        predictions.unlink()
+    predict(rows, _greedy_policy(model, max_pixels), predictions, batch_size=32, resume=False)
+    records = load_predictions(predictions)
+    right = sum(step_correct(r) for r in records)
+    metrics = static_metrics(records)
+    return {"accuracy": 100.0 * right / len(records), "rows": len(records), "right": right,
+            "navigation_steps": metrics["overall"], "grounding": metrics.get("grounding"),
+            "unparseable": metrics["unparseable"]}
+
+
+def greedy_success(model: str | Path, tasks: list[Task], nav: Navigator, image_of: Callable[[str], str],
+                   max_steps: int, max_pixels: int) -> dict[str, Any]:
+    """Strict and lenient success (%) of one greedy episode per task, overall and per path length."""
+    runs = run_episodes(nav, tasks, _greedy_policy(model, max_pixels), attempts=1, max_steps=max_steps,
+                        image_of=image_of)
+    m = interactive_metrics(runs, 1, max_steps)
+    return {"success": m["strict"]["pass@1"], "reached": m["lenient"]["pass@1"],
+            "per_path": {n: v["pass@1"] for n, v in m["strict"]["per_path"].items()},
+            "misses": m["misses"], "invalid": m["invalid"], "mean_steps": m["mean_steps"]}
+
+
+def stage_params(tp: TrainParams, lp: LearningParams, stage: str, dataset: Path, rows: int) -> TrainParams:
+    """The profile's training params with the check's data, steps and hyper-parameters."""
+    model = replace(tp.model, max_pixels=lp.max_pixels)
+    if stage == "sft":
+        c = lp.sft
+        sft = replace(tp.sft, dataset=str(dataset), max_samples=0, max_steps=c.max_steps, learning_rate=c.learning_rate,
+                      per_device_batch=c.per_device_batch, grad_accum=1, save_steps=max(1, c.max_steps // 4),
+                      save_total_limit=1, logging_steps=max(1, c.max_steps // 20))  # saves: an interrupted run resumes
+        return replace(tp, model=model, sft=sft)
+    c = lp.st_rl if stage == "st_rl" else lp.mt_rl
+    base = tp.stage(stage)
+    prompts = rows  # every step answers every prompt (task) once
+    rl = replace(base, dataset=str(dataset), max_samples=0, max_path_length=0, max_steps=c.max_steps,
+                 learning_rate=c.learning_rate, num_generations=c.num_generations, temperature=c.temperature,
+                 per_device_batch=prompts * c.num_generations, grad_accum=1, max_turns=c.max_turns,
+                 save_steps=c.max_steps, save_total_limit=1, logging_steps=1)
+    return replace(tp, model=model, **{stage: rl})
+
+
+def _result(stage: str, measure: str, before: Any, after: Any, threshold: float, passed: bool,
+            **extra: Any) -> dict[str, Any]:
+    return {"stage": stage, "measure": measure, "before": before, "after": after, "threshold": threshold,
+            "passed": bool(passed), **extra}
+
+
+class LearningCheck:
+    """The three checks over one params file; ``run(stage)`` trains, evaluates and writes the result."""
+
+    def __init__(self, params_file: str | Path, out: str | Path, metrics_dir: str | Path,
+                 env_dir: str = "build/env/base", sft_file: str = "build/data/sft.jsonl") -> None:
+        self.params_file = str(params_file)
+        self.tp = TrainParams.load(params_file)
+        self.lp = load_section(params_file, "learning", LearningParams)
+        self.out, self.metrics_dir = Path(out), Path(metrics_dir)
+        self.env = load_environment(env_dir)
+        self.source = Source.of(self.env, env_dir)
+        self.nav = self.source.nav
+        self.sft_file = sft_file
+        self.problem = fixed_problem(self.lp, self.nav)
+
+    def _image(self, page: str) -> str:
+        return str(self.env.model_image_path(page))
+
+    def _train(self, stage: str, init: str, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Path]:
+        data = self.out / "data" / f"{stage}.jsonl"
+        atomic_write_bytes(data, jsonl_bytes(rows))
+        tp = stage_params(self.tp, self.lp, stage, data, len(rows))
+        out = self.out / stage
+        summary = run_stage(tp, stage, init, out, self.out / "train_metrics", params_file=self.params_file)
+        return summary, out
+
+    def sft_checkpoint(self) -> Path:
+        return self.out / "sft" / "final"
+
+    def run(self, stage: str) -> dict[str, Any]:
+        start = time.perf_counter()
+        result = getattr(self, f"_{stage}")()
+        result["wall_time_s"] = round(time.perf_counter() - start, 1)
+        result["params"] = {"learning": as_dict(self.lp), "params_file": self.params_file}
+        atomic_write_json(self.metrics_dir / f"{stage}.json", result)
+        return result
+
+    def _sft(self) -> dict[str, Any]:
+        rows = sft_rows(self.problem, self.sft_file)
+        mp = self.lp.max_pixels
+        before = static_accuracy(self.tp.model.base, rows, self.out / "eval" / "sft_before.jsonl", mp)
+        summary, out = self._train("sft", self.tp.model.base, rows)
+        after = static_accuracy(out / "final", rows, self.out / "eval" / "sft_after.jsonl", mp)
+        threshold = self.lp.sft.threshold
+        return _result("sft", "static step accuracy (%) on the fixed SFT rows, greedy", before["accuracy"],
+                       after["accuracy"], threshold, after["accuracy"] >= threshold,
+                       rule="after >= threshold", rows=len(rows), detail={"before": before, "after": after},
+                       train={k: summary.get(k) for k in ("steps", "first_loss", "final_loss", "wall_time_s")})
+
+    def _st_rl(self) -> dict[str, Any]:
+        init = self._need_sft()
+        rows = st_rl_rows(self.problem, self.source, self.lp.seed)
+        summary, out = self._train("st_rl", str(init), rows)
+        steps = [r for r in logged_steps(read_log(out / "run")) if "reward" in r]
+        if not steps:
+            raise InputError(f"{out}/run/logging.jsonl: no logged reward")
+        first, last = steps[0], steps[-1]
+        coord = "rewards/GelabCoord/mean"
+        gain = last["reward"] - first["reward"]
+        threshold = self.lp.st_rl.threshold
+        return _result("st_rl", "mean total reward (of 4) on the fixed prompts, first vs last logged step",
+                       first["reward"], last["reward"], threshold, gain >= threshold and last.get(coord, 0) > 0,
+                       rule="after - before >= threshold and the coordinate reward is non-zero at the end",
+                       gain=gain, prompts=len(rows),
+                       terms={k.split("/")[1]: {"before": first.get(k), "after": last.get(k)}
+                              for k in first if k.startswith("rewards/")},
+                       reward_std=[r.get("reward_std") for r in steps], steps=[r["reward"] for r in steps],
+                       train={k: summary.get(k) for k in ("steps", "wall_time_s")})
+
+    def _mt_rl(self) -> dict[str, Any]:
+        init = self._need_sft()
+        tasks = self.problem.mt_rl_tasks
+        rows = list(task_rows(self.source, self.problem.two_click))  # trained on the two-click tasks
+        turns, mp = self.lp.mt_rl.max_turns, self.lp.max_pixels
+        before = greedy_success(init, tasks, self.nav, self._image, turns, mp)
+        summary, out = self._train("mt_rl", str(init), rows)
+        after = greedy_success(out / "final", tasks, self.nav, self._image, turns, mp)
+        steps = [r for r in logged_steps(read_log(out / "run")) if "reward" in r]
+        gain = after["success"] - before["success"]
+        threshold = self.lp.mt_rl.threshold
+        return _result("mt_rl", "strict success (%) of greedy episodes on the fixed tasks", before["success"],
+                       after["success"], threshold, gain >= threshold, rule="after - before >= threshold",
+                       gain=gain, tasks=[t.id for t in tasks], detail={"before": before, "after": after},
+                       reward=[r["reward"] for r in steps], reward_std=[r.get("reward_std") for r in steps],
+                       train={k: summary.get(k) for k in ("steps", "wall_time_s")})
+
+    def _need_sft(self) -> Path:
+        init = self.sft_checkpoint()
+        if not (init / "config.json").exists():
+            raise InputError(f"{init}: no SFT checkpoint of the learning check; run the sft check first")
+        return init
+
