@@ -63,5 +63,7 @@ def learning_section(metrics_dir: str | Path) -> str:
                      f"{'' if wall is None else f'{wall:.0f}'} |")
     return ("\n## Learning checks\n\n"
             "Each training stage on a small fixed problem, through the pipeline's own training code "
-            "(`make learning-checks`, `gelab check learning`; `metrics/learning/`). They show that each "
-            "stage moves its own objective; they are not the paper's numbers.\n\n" + "\n".join(lines) + "\n")
+            "(`make learning-checks`, `gelab check learning`; `metrics/learning/`): does each stage move "
+            "its own objective? A check that fails says the stage did not, on that problem, in that budget "
+            "(docs/training.md §Learning checks). These are not the paper's numbers.\n\n"
+            + "\n".join(lines) + "\n")
