@@ -12,7 +12,7 @@ from gelab.cli import at_least
 from gelab.errors import InputError
 from gelab.eval.backends import MODEL_BACKENDS
 from gelab.eval.policies import REFERENCE_POLICIES
-from gelab.params import PATCH_GROUP, EvalParams, ModelParams, from_dict, load_section, replace
+from gelab.params import PATCH_GROUP, EvalParams, ModelParams, load_section, replace
 
 POLICIES = (*REFERENCE_POLICIES, *MODEL_BACKENDS)
 
@@ -35,7 +35,7 @@ def _max_pixels(args: argparse.Namespace) -> int:
 
         raw = read_yaml(args.params, error=ParamsError)
         if isinstance(raw, dict) and "model" in raw:  # an evaluation-only params file may have no model section
-            return from_dict(ModelParams, raw["model"], f"{args.params}: model").max_pixels
+            return load_section(args.params, "model", ModelParams).max_pixels
     return ModelParams().max_pixels
 
 
