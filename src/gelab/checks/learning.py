@@ -185,6 +185,11 @@ def _result(stage: str, measure: str, before: Any, after: Any, threshold: float,
             "passed": bool(passed), **extra}
 
 
+def _reward_steps(out: Path) -> list[dict[str, Any]]:
+    """The logged GRPO steps of an RL run in ``out`` (those with a reward), in order."""
+    return [r for r in logged_steps(read_log(out / "run")) if "reward" in r]
+
+
 class LearningCheck:
     """The three checks over one params file; ``run(stage)`` trains, evaluates and writes the result."""
 
@@ -238,7 +243,7 @@ class LearningCheck:
         init = self._need_sft()
         rows = st_rl_rows(self.problem, self.source, self.lp.seed)
         summary, out = self._train("st_rl", str(init), rows)
-        steps = [r for r in logged_steps(read_log(out / "run")) if "reward" in r]
+        steps = _reward_steps(out)
         if not steps:
             raise InputError(f"{out}/run/logging.jsonl: no logged reward")
         first, last = steps[0], steps[-1]
@@ -262,7 +267,7 @@ class LearningCheck:
         before = greedy_success(init, tasks, self.nav, self._image, turns, mp)
         summary, out = self._train("mt_rl", str(init), rows)
         after = greedy_success(out / "final", tasks, self.nav, self._image, turns, mp)
-        steps = [r for r in logged_steps(read_log(out / "run")) if "reward" in r]
+        steps = _reward_steps(out)
         gain = after["success"] - before["success"]
         threshold = self.lp.mt_rl.threshold
         return _result("mt_rl", "strict success (%) of greedy episodes on the fixed tasks", before["success"],
