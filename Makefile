@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup setup-gpu flash-attn repro test bench lock lock-gpu paper-diff learning-checks
+.PHONY: setup setup-gpu flash-attn repro test bench bench-gpu lock lock-gpu paper-diff learning-checks
 
 setup:
 	bash scripts/setup.sh
@@ -32,8 +32,11 @@ learning-checks: setup  # needs the environment, the SFT data and the tiny model
 	dvc repro model
 	gelab check learning --params params.yaml --out build/learning --metrics metrics/learning
 
-bench: setup
-	for f in benchmarks/bench_*.py; do python "$$f" || exit 1; done
+bench: setup  # the CPU benchmarks; bench-gpu needs a CUDA device
+	for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_gpu.py ] || python "$$f" || exit 1; done
+
+bench-gpu:  # the paper profile on one GPU (BENCHMARKS.md "GPU"): needs build/env/base and build/models/tiny
+	python benchmarks/bench_gpu.py --out build/bench_gpu
 
 paper-diff:  # this run against the paper's numbers (REPRODUCE.md §7)
 	gelab report paper-rev

@@ -21,35 +21,44 @@ def nav(base_env: Environment) -> Navigator:
     return Navigator(base_env.structure)
 
 
-def test_the_problem_is_two_click_tasks_made_of_their_edges(nav: Navigator) -> None:
+def test_sft_sees_each_part_of_the_rl_tasks_but_not_their_second_step(nav: Navigator) -> None:
     lp = LearningParams()
     problem = fixed_problem(lp, nav)
     assert problem == fixed_problem(lp, nav)  # seeded: the same problem every time
     assert len(problem.two_click) == lp.tasks and all(t.path_length == 2 for t in problem.two_click)
+    assert len(problem.paths) == lp.tasks and all(t.path_length == 2 for t in problem.paths)
+    assert not set(problem.paths) & set(problem.two_click)  # the composition is shown on other tasks
     assert len(problem.one_click) == lp.one_click_tasks
-    assert all(t.subtree == lp.subtree for t in [*problem.mt_rl_tasks, *problem.edges])
+    assert all(t.subtree == lp.subtree for t in [*problem.mt_rl_tasks, *problem.edges, *problem.paths])
     edges = {(e.start, e.target) for e in problem.edges}
-    for task in problem.two_click:  # each task is two memorised edges, one after the other
+    for task in problem.two_click:  # the second edge of each RL task is memorised on its own
         (a, x), (b, y) = nav.shortest_path(task.start, task.target)
         assert nav.edges[a][x] == b and nav.edges[b][y] == task.target
-        assert {(a, b), (b, task.target)} <= edges
+        assert (b, task.target) in edges
     assert all(nav.distances_to(e.target)[e.start] == 1 for e in [*problem.edges, *problem.one_click])
     assert {(t.start, t.target) for t in problem.one_click} <= edges
-    clicked = {nav.label_action(e.start, e.target) for e in problem.edges}
+    clicked = {a for t in [*problem.two_click, *problem.paths] for _, a in nav.shortest_path(t.start, t.target)}
     assert set(problem.icons) >= clicked - {"back", "home"}  # a grounding row per content icon clicked (or more)
-    assert 2 * len(problem.edges) + len(problem.icons) == lp.sft.rows
+    assert problem.rows == lp.sft.rows
     assert fixed_problem(LearningParams(seed=1), nav).two_click != problem.two_click
 
 
-def test_sft_rows_are_the_edges_then_grounding_of_their_icons(nav: Navigator, data_dir: Path) -> None:
+def test_sft_rows_are_first_steps_edges_paths_then_grounding(nav: Navigator, base_env: Environment,
+                                                           data_dir: Path) -> None:
+    from gelab.data.datasets import Source
+
     problem = fixed_problem(LearningParams(), nav)
-    rows = sft_rows(problem, data_dir / "sft.jsonl")
+    rows = sft_rows(problem, data_dir / "sft.jsonl", Source.of(base_env), 0)
     ids = [r["id"] for r in rows]
+    first = [f"{t.id}#0" for t in problem.two_click]
     edges = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)]
-    assert ids == edges + [f"grounding:{name}#0" for name in problem.icons]
+    paths = [f"{t.id}#{step}" for t in problem.paths for step in (0, 1, 2)]
+    assert ids == first + edges + paths + [f"grounding:{name}#0" for name in problem.icons]
+    assert not {f"{t.id}#1" for t in problem.two_click} & set(ids)  # what ST-RL and MT-RL must find
     prompts = [r["messages"][1]["content"] for r in rows]
     assert len(set(prompts)) == len(prompts)  # no prompt with two answers
     assert all(r["messages"][-1]["role"] == "assistant" for r in rows)  # SFT rows carry their answer
+    assert rows == sft_rows(problem, data_dir / "sft.jsonl", Source.of(base_env), 0)  # seeded click points
 
 
 def test_st_rl_prompts_are_the_second_steps_of_the_two_click_tasks(nav: Navigator, base_env: Environment) -> None:

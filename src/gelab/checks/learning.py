@@ -7,18 +7,21 @@ launch settings. Only the data, the number of steps and a few hyper-parameters d
 the ``learning`` section of the params file.
 
 The fixed problem (:func:`fixed_problem`) lives in one RL subtree (``learning.subtree``):
-``learning.tasks`` two-click tasks drawn by a seeded shuffle, their one-click *edges* (whose rows
-are in the SFT data: SPEC §4 edge data of every subtree), and ``learning.one_click_tasks`` of those
-edges as one-click tasks.
+``learning.tasks`` two-click *RL tasks* drawn by a seeded shuffle. SFT is shown each of their parts
+but not how they compose: the first step of each RL task, its second edge as a one-click task
+(click, then complete), the whole path of as many *other* two-click tasks (so a click after a
+click is something the model has seen), and grounding rows of the content icons clicked. The second
+step of an RL task (on the middle page, one click in the history) is never shown: that is what the
+RL stages must find. ``learning.one_click_tasks`` of the second edges join the MT-RL tasks.
 
-- **SFT** from the random-init base model on ``learning.sft.rows`` rows of ``sft.jsonl``: the edge
-  rows (click, then complete) and grounding rows of the edges' icons. Objective: static step
-  accuracy on exactly those rows (greedy, hf backend, :mod:`gelab.eval.static` scoring) >= the
-  threshold. *before* = the base model, *after* = the SFT checkpoint.
-- **ST-RL** from that SFT checkpoint on the step prompts of the two-click tasks (one GRPO step sees
+- **SFT** from the random-init base model on those ``learning.sft.rows`` rows (the first steps and
+  path rows written by the data builder, the edge and grounding rows read from ``sft.jsonl``).
+  Objective: static step accuracy on exactly those rows (greedy, hf backend, :mod:`gelab.eval.static`
+  scoring) >= the threshold. *before* = the base model, *after* = the SFT checkpoint.
+- **ST-RL** from that SFT checkpoint on the second-step prompts of the RL tasks (one GRPO step sees
   every prompt once). Objective: the mean total reward (of 4) rises by >= the threshold between the
   first and the last logged step, and the coordinate reward is non-zero at the end.
-- **MT-RL** from that SFT checkpoint on the tasks (environment in the loop). Objective: strict
+- **MT-RL** from that SFT checkpoint on the RL tasks (environment in the loop). Objective: strict
   success of greedy episodes (:func:`gelab.eval.interactive.run_episodes`, hf backend, temperature
   0) on the same tasks rises by >= the threshold (points). *before* = the SFT checkpoint.
 
@@ -58,14 +61,20 @@ STAGES = ("sft", "st_rl", "mt_rl")
 class Problem:
     """The fixed problem of the checks (see the module docstring)."""
 
-    two_click: list[Task]  # the MT-RL tasks of two clicks; their second steps are the ST-RL prompts
-    one_click: list[Task]  # the MT-RL tasks of one click (edges of the above)
-    edges: list[Task]  # the one-click tasks whose rows SFT memorises, in first-use order
-    icons: list[str]  # the content icons clicked on those edges: one grounding row each
+    two_click: list[Task]  # the RL tasks: SFT sees their first step and their second edge, never the second step
+    one_click: list[Task]  # the MT-RL tasks of one click (second edges of the above)
+    edges: list[Task]  # the one-click tasks (second edges of the RL tasks) whose rows SFT memorises
+    paths: list[Task]  # other two-click tasks whose whole path SFT memorises (a click after a click)
+    icons: list[str]  # content icons with one grounding row each
 
     @property
     def mt_rl_tasks(self) -> list[Task]:
         return [*self.one_click, *self.two_click]
+
+    @property
+    def rows(self) -> int:
+        """SFT rows: one first step per RL task, two per edge, three per path task, one per icon."""
+        return len(self.two_click) + 2 * len(self.edges) + 3 * len(self.paths) + len(self.icons)
 
 
 def _edges(task: Task, nav: Navigator) -> list[Task]:
@@ -73,56 +82,70 @@ def _edges(task: Task, nav: Navigator) -> list[Task]:
     return [Task(page, nav.edges[page][action], task.subtree, 1) for page, action in nav.shortest_path(task.start, task.target)]
 
 
+def _content_icons(tasks: list[Task], nav: Navigator) -> list[str]:
+    """The content icons clicked on the tasks' labelled shortest paths, in first-use order."""
+    names = (action for t in tasks for _, action in nav.shortest_path(t.start, t.target))
+    return list(dict.fromkeys(n for n in names if n not in (BACK, HOME)))
+
+
 def fixed_problem(lp: LearningParams, nav: Navigator) -> Problem:
-    """Two-click tasks of ``lp.subtree`` in a seeded order: the first ``lp.tasks`` are the RL tasks; their
-    edges, and those of the next tasks, fill ``lp.sft.rows`` SFT rows (2 per edge, 1 per new content icon)."""
+    """Two-click tasks of ``lp.subtree`` in a seeded order. The first ``lp.tasks`` are the RL tasks: SFT
+    memorises their first step and their second edge (click, then complete), so each part is known
+    but not the composition, a click after a click on the way to a farther target. Up to ``lp.tasks``
+    further two-click tasks show that composition on other pages (their whole path). Grounding rows
+    of the content icons clicked fill ``lp.sft.rows``."""
     universe = task_universe(nav.structure, lp.subtree, nav)
     candidates = [t for t in universe if t.path_length == 2]
     derived_rng(lp.seed, "learning", lp.subtree).shuffle(candidates)
-    if len(candidates) < lp.tasks:
-        raise InputError(f"learning.tasks: {lp.subtree} has {len(candidates)} two-click tasks, {lp.tasks} asked")
-    edges: list[Task] = []
-    icons: list[str] = []
-    for i, task in enumerate(candidates):
-        new_edges = [e for e in dict.fromkeys(_edges(task, nav)) if e not in edges]
-        new_icons = [n for n in dict.fromkeys(nav.label_action(e.start, e.target) for e in new_edges)
-                     if n not in (BACK, HOME) and n not in icons]
-        if 2 * (len(edges) + len(new_edges)) + len(icons) + len(new_icons) > lp.sft.rows:
-            if i < lp.tasks:
-                raise InputError(f"learning.sft.rows: the {lp.tasks} tasks need more than {lp.sft.rows} rows "
-                                 "(two per edge, one per content icon); ask for fewer tasks or more rows")
-            continue
-        edges += new_edges
-        icons += new_icons
-        if 2 * len(edges) + len(icons) == lp.sft.rows:
+    if len(candidates) < 2 * lp.tasks:
+        raise InputError(f"learning.tasks: {lp.subtree} has {len(candidates)} two-click tasks, "
+                         f"{2 * lp.tasks} needed (the RL tasks and as many path tasks)")
+    rl = candidates[:lp.tasks]
+    edges = list(dict.fromkeys(_edges(t, nav)[1] for t in rl))
+    if len(rl) + 2 * len(edges) + len(_content_icons(rl, nav)) > lp.sft.rows:
+        raise InputError(f"learning.sft.rows: the {lp.tasks} tasks need more than {lp.sft.rows} rows "
+                         "(first step, second edge and one grounding row per content icon); ask for fewer "
+                         "tasks or more rows")
+    paths: list[Task] = []
+    for task in candidates[lp.tasks:]:
+        if len(paths) == lp.tasks:
             break
-    short = lp.sft.rows - 2 * len(edges) - len(icons)
+        trial = Problem(rl, [], edges, [*paths, task], _content_icons([*rl, *paths, task], nav))
+        if trial.rows <= lp.sft.rows:
+            paths.append(task)
+    icons = _content_icons([*rl, *paths], nav)
+    short = lp.sft.rows - Problem(rl, [], edges, paths, icons).rows
     if short > 0:  # top up with grounding rows of further content icons of the subtree, in the seeded order
-        more = (nav.label_action(e.start, e.target) for t in candidates for e in _edges(t, nav))
-        icons += list(dict.fromkeys(n for n in more if n not in (BACK, HOME) and n not in icons))[:short]
-    if 2 * len(edges) + len(icons) != lp.sft.rows:
+        more = [n for n in _content_icons(candidates, nav) if n not in icons]
+        icons += more[:short]
+    problem = Problem(rl, edges[:lp.one_click_tasks], edges, paths, icons)
+    if len(problem.one_click) < lp.one_click_tasks:
+        raise InputError(f"learning.one_click_tasks: the tasks have {len(edges)} second edges, {lp.one_click_tasks} asked")
+    if problem.rows != lp.sft.rows:
         raise InputError(f"learning.sft.rows: {lp.subtree} cannot fill exactly {lp.sft.rows} rows")
-    first = [e for t in candidates[:lp.tasks] for e in _edges(t, nav)]
-    one_click = list(dict.fromkeys(first))[:lp.one_click_tasks]
-    if len(one_click) < lp.one_click_tasks:
-        raise InputError(f"learning.one_click_tasks: the tasks have {len(one_click)} edges, {lp.one_click_tasks} asked")
-    return Problem(candidates[:lp.tasks], one_click, edges, icons)
+    return problem
 
 
-def sft_rows(problem: Problem, sft_file: str | Path) -> list[dict[str, Any]]:
-    """The SFT rows of the problem from the SFT data: each edge's click and complete rows, then one
-    grounding row per content icon. Every prompt is distinct."""
+def sft_rows(problem: Problem, sft_file: str | Path, source: Source, seed: int) -> list[dict[str, Any]]:
+    """The SFT rows of the problem: the RL tasks' first steps and the path tasks' steps (written by the data
+    builder with the check's seed), each edge's click and complete rows and one grounding row per content
+    icon (from the SFT data). Every prompt is distinct."""
     by_id = {str(r["id"]): r for r in read_jsonl(sft_file)}
     wanted = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)] + [f"grounding:{n}#0" for n in problem.icons]
     missing = [k for k in wanted if k not in by_id]
     if missing:
         raise InputError(f"{sft_file}: no row {missing[0]!r} (SFT data with edge data of every subtree and "
                          "grounding rows, as `gelab data build` writes it)")
-    return [by_id[k] for k in wanted]
+    rng = derived_rng(seed, "learning", "sft")
+    first = [r for r in step_rows(source, problem.two_click, rng) if r["step"] == 0]
+    paths = list(step_rows(source, problem.paths, rng))
+    return [*first, *(by_id[k] for k in wanted[:2 * len(problem.edges)]), *paths,
+            *(by_id[k] for k in wanted[2 * len(problem.edges):])]
 
 
 def st_rl_rows(problem: Problem, source: Source, seed: int) -> list[dict[str, Any]]:
-    """ST-RL prompts: the second step of each two-click task (on the middle page, one click in the history)."""
+    """ST-RL prompts: the second step of each RL task (on the middle page, one click in the history), the
+    step SFT never showed for these tasks."""
     rows = step_rows(source, problem.two_click, derived_rng(seed, "learning", "st_rl"), with_answer=False)
     return [r for r in rows if r["step"] == 1]
 
@@ -228,7 +251,7 @@ class LearningCheck:
         return result
 
     def _sft(self) -> dict[str, Any]:
-        rows = sft_rows(self.problem, self.sft_file)
+        rows = sft_rows(self.problem, self.sft_file, self.source, self.lp.seed)
         mp = self.lp.max_pixels
         before = static_accuracy(self.tp.model.base, rows, self.out / "eval" / "sft_before.jsonl", mp)
         summary, out = self._train("sft", self.tp.model.base, rows)
