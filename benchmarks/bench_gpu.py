@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -173,7 +172,7 @@ def rl_part(a: argparse.Namespace, out: Path, model: Path, source: Source, stage
     tasks = task_universe(source.nav.structure, "page_3" if stage == "st_rl" else "page_4", source.nav)
     derived_rng(0, "bench_gpu", stage).shuffle(tasks)
     rng = derived_rng(0, "bench_gpu", stage, "rows")
-    rows = ([r for r in step_rows(source, tasks[:8], rng, with_answer=False)] if stage == "st_rl"
+    rows = (list(step_rows(source, tasks[:8], rng, with_answer=False)) if stage == "st_rl"
             else list(mt_rl_rows(source, tasks[:8])))
     data = out / "data" / f"{stage}.jsonl"
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -300,5 +299,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

@@ -131,16 +131,16 @@ def sft_rows(problem: Problem, sft_file: str | Path, source: Source, seed: int) 
     builder with the check's seed), each edge's click and complete rows and one grounding row per content
     icon (from the SFT data). Every prompt is distinct."""
     by_id = {str(r["id"]): r for r in read_jsonl(sft_file)}
-    wanted = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)] + [f"grounding:{n}#0" for n in problem.icons]
-    missing = [k for k in wanted if k not in by_id]
+    edge_ids = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)]
+    icon_ids = [f"grounding:{n}#0" for n in problem.icons]
+    missing = [k for k in [*edge_ids, *icon_ids] if k not in by_id]
     if missing:
         raise InputError(f"{sft_file}: no row {missing[0]!r} (SFT data with edge data of every subtree and "
                          "grounding rows, as `gelab data build` writes it)")
     rng = derived_rng(seed, "learning", "sft")
     first = [r for r in step_rows(source, problem.two_click, rng) if r["step"] == 0]
     paths = list(step_rows(source, problem.paths, rng))
-    return [*first, *(by_id[k] for k in wanted[:2 * len(problem.edges)]), *paths,
-            *(by_id[k] for k in wanted[2 * len(problem.edges):])]
+    return [*first, *(by_id[k] for k in edge_ids), *paths, *(by_id[k] for k in icon_ids)]
 
 
 def st_rl_rows(problem: Problem, source: Source, seed: int) -> list[dict[str, Any]]:
