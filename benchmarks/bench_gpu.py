@@ -137,11 +137,12 @@ def run_swift(command: list[str], tp: TrainParams, run_dir: Path, timeout_s: flo
     with open(run_dir / "stdout.log", "wb") as log:
         proc = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, cwd=REPO)
     wall = time.perf_counter() - start
-    tail = (run_dir / "stdout.log").read_bytes()[-3000:].decode(errors="replace")
     if proc.returncode != 0:
+        tail = (run_dir / "stdout.log").read_bytes()[-3000:].decode(errors="replace")
         raise RuntimeError(f"exit {proc.returncode}: ...{tail}")
-    steps = logged_steps(read_log(run_dir / "run"))
-    memory = [float(e["memory(GiB)"]) for e in read_log(run_dir / "run") if "memory(GiB)" in e]
+    log = read_log(run_dir / "run")
+    steps = logged_steps(log)
+    memory = [float(e["memory(GiB)"]) for e in log if "memory(GiB)" in e]
     speed = [e["train_speed(s/it)"] for e in steps if "train_speed(s/it)" in e]
     return {"wall_s": round(wall, 1), "steps": len(steps),
             "s_per_step": speed[-1] if speed else None,  # ms-swift's mean over the run's steps
