@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup setup-gpu flash-attn repro test bench bench-gpu lock lock-gpu paper-diff learning-checks
+.PHONY: setup setup-gpu flash-attn repro test bench bench-gpu lock lock-gpu paper-diff learning-checks paper-rehearsal
 
 setup:
 	bash scripts/setup.sh
@@ -37,6 +37,13 @@ bench: setup  # the CPU benchmarks; bench-gpu needs a CUDA device
 
 bench-gpu:  # the paper profile on one GPU (BENCHMARKS.md "GPU"): needs build/env/base and build/models/tiny
 	python benchmarks/bench_gpu.py --out build/bench_gpu
+
+# paper-rehearsal: the paper profile on 2 CPU cores with a short list of substitutions (REPRODUCE.md §3);
+# from the embedded run's SFT model when `make repro` has made it (answers that end: minutes, not ~25 min)
+REHEARSAL_BASE := $(if $(wildcard build/checkpoints/sft/final/config.json),--base build/checkpoints/sft/final)
+paper-rehearsal: setup  # then its checks (tests/test_paper_rehearsal.py) on what it made
+	python scripts/paper_rehearsal.py --out build/paper_rehearsal $(REHEARSAL_BASE)
+	GELAB_REHEARSAL_REPO=build/paper_rehearsal/repo python -m pytest -q -m slow tests/test_paper_rehearsal.py
 
 paper-diff:  # this run against the paper's numbers (REPRODUCE.md §7)
 	gelab report paper-rev

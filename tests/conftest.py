@@ -1,7 +1,12 @@
-"""Shared fixtures: one Env-Base, its variants and its datasets, built once per test session."""
+"""Shared fixtures, built once per test session: one Env-Base, its variants and its datasets; the
+embedded default's whole pipeline on a fresh copy of the repository."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,41 @@ from gelab.env.variants import KINDS, make_variant
 from gelab.params import DataParams, EnvParams
 
 REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("paper_rehearsal", REPO / "scripts" / "paper_rehearsal.py")
+rehearsal = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(rehearsal)  # type: ignore[union-attr]
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    return sh(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def fresh_copy(dest: Path) -> Path:
+    """This checkout's tracked and not-ignored files (committed results removed), as one git commit."""
+    rehearsal.copy_checkout(dest)
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "commit", "-q", "-m", "copy")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def embedded_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh copy of this checkout (committed results removed) after one full `dvc repro` of the
+    embedded default. Used by tests/test_pipeline.py and, as the rehearsal's trained base and DVC
+    cache, by tests/test_paper_rehearsal.py."""
+    repo = fresh_copy(tmp_path_factory.mktemp("pipeline") / "repo")
+    sh(repo, sys.executable, "-m", "gelab.cli", "env", "inputs", "--out", "data/emoji")  # data.dvc's inputs
+    dvc(repo, "repro")
+    return repo
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import fresh_copy
 from evalkit import write_env_folder
-from test_pipeline import copy_checkout
 
 pytestmark = pytest.mark.slow  # runs DVC on a copy of the repository (about half a minute)
 
@@ -28,7 +28,7 @@ def _env(repo: Path) -> dict[str, str]:
 
 
 def test_interrupted_dvc_evaluation_stage_continues_to_the_same_metrics(tmp_path: Path, run_cli) -> None:
-    repo = copy_checkout(tmp_path / "repo")
+    repo = fresh_copy(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["eval"]["attempts"] = 2  # 2,162 tasks x 2 attempts: long enough to be cut, short enough to test
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

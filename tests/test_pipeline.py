@@ -1,4 +1,4 @@
-"""The whole embedded-default pipeline on a fresh copy of the repository, run once for this module.
+"""The whole embedded-default pipeline on a fresh copy of the repository, run once per session (conftest).
 
 `dvc repro` builds the environment, datasets, tiny model, three training stages, evaluation and
 reports without a remote (the external inputs in data/ come from `gelab env inputs`); a second
@@ -10,61 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import dvc
 
 from gelab.io import read_jsonl
 
 pytestmark = pytest.mark.slow
 
 
-def sh(cwd: Path, *cmd: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
-
-
-def dvc(cwd: Path, *args: str) -> str:
-    return sh(cwd, sys.executable, "-m", "dvc", *args)
-
-
-def copy_checkout(dest: Path) -> Path:
-    """Tracked and untracked-but-not-ignored files of this checkout, as a fresh git repository."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    sh(dest, "git", "init", "-q")
-    sh(dest, "git", "add", "-A")
-    sh(dest, "git", "commit", "-q", "-m", "copy")
-    return dest
-
-
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh copy after one full `dvc repro` (the embedded default, end to end)."""
-    repo = copy_checkout(tmp_path_factory.mktemp("pipeline") / "repo")
-    for stale in ("metrics", "plots"):  # committed results must be regenerated, not inherited
-        for f in (repo / stale).rglob("*.json"):
-            f.unlink()
-        for f in (repo / stale).rglob("*.csv"):
-            f.unlink()
-    shutil.rmtree(repo / "reports", ignore_errors=True)
-    sh(repo, sys.executable, "-m", "gelab.cli", "env", "inputs", "--out", "data/emoji")  # data.dvc's inputs
-    dvc(repo, "repro")
-    return repo
+def repo(embedded_repo: Path) -> Path:
+    """A fresh copy after one full `dvc repro` (conftest: shared with the paper rehearsal's test)."""
+    return embedded_repo
 
 
 def test_repro_builds_every_artifact(repo: Path) -> None:

@@ -126,6 +126,12 @@ def test_one_node_runs_pick_a_free_port_unless_told() -> None:
     assert paper["MASTER_PORT"] == "29500"  # several nodes must agree on the configured port
 
 
+def test_the_paper_profile_on_one_node_needs_no_master_address() -> None:
+    """One 8-GPU machine (NNODES=1): the profile's empty master_addr becomes loopback, not ':PORT'."""
+    env = launch_env(TrainParams.load(PAPER).launch, 200704, base={"PATH": "/bin", "NNODES": "1"})
+    assert env["MASTER_ADDR"] == "127.0.0.1" and int(env["MASTER_PORT"]) > 0
+
+
 def _paper_stage_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The paper profile with its starting weights and data present, and `swift` refusing to start."""
     import json

@@ -202,3 +202,14 @@ def test_machine_paths_become_relative_and_other_folders_are_left_alone(tmp_path
         "output_dir": "build/sft/run", "cwd": ".", "sibling": f"{root}2/x", "backup": f"{root}.old/y",
         "text": "saved in ., done"}
     assert not (out / "training_args.bin").exists() and (out / "weights.safetensors").exists()
+
+
+def test_the_summary_counts_steps_that_fell_between_logging_steps() -> None:
+    """logging_steps 5 and 2 steps (the paper rehearsal): ms-swift logs step 1, then only its final entry."""
+    from gelab.train.training import step_rows, summarize
+
+    log = [_entry(1, 0.7, "6s", max_steps=2),
+           {"train_runtime": 11.8, "train_samples_per_second": 1.4, "global_step/max_steps": "2/2"}]
+    summary = summarize("sft", step_rows(log), log, 47.0, 16)
+    assert summary["steps"] == 2 and summary["first_loss"] == summary["final_loss"] == 0.7
+    assert summarize("sft", step_rows(log[:1]), log[:1], 47.0, 16)["steps"] == 1  # no final entry yet

@@ -257,8 +257,11 @@ def launch_env(launch: LaunchParams, max_pixels: int, base: dict[str, str] | Non
     if env["NNODES"] != "1" and not env["MASTER_ADDR"]:
         raise TrainError("launch.master_addr: several nodes need node 0's address: set MASTER_ADDR on every node "
                          "(or launch.master_addr)")
-    if env["NNODES"] == "1" and "MASTER_PORT" not in base:
-        env["MASTER_PORT"] = str(free_port())  # one node: any free port, so runs side by side never collide
+    if env["NNODES"] == "1":
+        if not env["MASTER_ADDR"]:  # the paper profile's "" on one node (e.g. one 8-GPU machine)
+            env["MASTER_ADDR"] = "127.0.0.1"
+        if "MASTER_PORT" not in base:
+            env["MASTER_PORT"] = str(free_port())  # one node: any free port, so runs side by side never collide
     env.update(OFFLINE_ENV)
     env["MAX_PIXELS"] = str(max_pixels)  # model.max_pixels: qwen_vl_utils' resize cap (448² -> 256 visual tokens)
     env.update(launch.extra_env)
@@ -508,6 +511,9 @@ def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]],
             summary[key.replace("/mean", "")] = {"first": first[0], "final_mean": sum(last) / len(last)}
     final = [e for e in log if "train_runtime" in e]
     if final:
+        done = str(final[-1].get("global_step/max_steps", "")).split("/")[0]
+        if done.isdigit():  # the steps trained, also when the last ones fell between logging_steps
+            summary["steps"] = max(summary["steps"], int(done))
         summary["train_runtime_s"] = final[-1]["train_runtime"]
         summary["train_samples_per_second"] = final[-1].get("train_samples_per_second")
     return summary
