@@ -40,9 +40,11 @@ bench-gpu:  # the paper profile on one GPU (BENCHMARKS.md "GPU"): needs build/en
 
 # paper-rehearsal: the paper profile on 2 CPU cores with a short list of substitutions (REPRODUCE.md §3);
 # from the embedded run's SFT model when `make repro` has made it (answers that end: minutes, not ~25 min)
+# and this checkout's DVC cache (its environment and datasets are the paper's: restored, not redrawn)
 REHEARSAL_BASE := $(if $(wildcard build/checkpoints/sft/final/config.json),--base build/checkpoints/sft/final)
+REHEARSAL_CACHE := $(if $(wildcard .dvc/cache),--cache .dvc/cache)
 paper-rehearsal: setup  # then its checks (tests/test_paper_rehearsal.py) on what it made
-	python scripts/paper_rehearsal.py --out build/paper_rehearsal $(REHEARSAL_BASE)
+	python scripts/paper_rehearsal.py --out build/paper_rehearsal $(REHEARSAL_BASE) $(REHEARSAL_CACHE)
 	GELAB_REHEARSAL_REPO=build/paper_rehearsal/repo python -m pytest -q -m slow tests/test_paper_rehearsal.py
 
 paper-diff:  # this run against the paper's numbers (REPRODUCE.md §7)

@@ -126,13 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", type=Path, help="a trained tiny model as base weights (default: random init)")
     ap.add_argument("--cache", type=Path, help="a DVC cache directory to share (default: the copy's own)")
     args = ap.parse_args(argv)
-    repo = args.out.resolve() / "repo"
     started = time.monotonic()
 
     paper = yaml.safe_load(PAPER.read_text())
     base = Path(paper["model"]["base"])
+    out = args.out.resolve()
+    if out.is_relative_to(REPO) and subprocess.run(["git", "check-ignore", "-q", str(out)], cwd=REPO).returncode:
+        ap.error(f"--out {args.out}: inside this checkout but not ignored by git (the copy would copy itself); "
+                 "use a folder under build/ or outside the checkout")
     if args.base and not (args.base / "config.json").is_file():
         ap.error(f"--base {args.base}: no config.json (a Hugging Face model folder, e.g. build/checkpoints/sft/final)")
+    repo = out / "repo"
     copy_checkout(repo)
     (repo / "params.yaml").write_text(
         "# profiles/paper.yaml with the rehearsal's substitutions (scripts/paper_rehearsal.py)\n"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -78,6 +77,13 @@ def test_a_base_that_is_not_a_model_folder_stops_before_anything_is_written(
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_folder_the_copy_would_copy_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        rehearsal.main(["--out", str(REPO / "rehearsal-not-ignored")])
+    assert stop.value.code == 2 and "not ignored by git" in capsys.readouterr().err
+    assert not (REPO / "rehearsal-not-ignored").exists()
+
+
 # --- the rehearsal itself (slow) ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -128,6 +134,10 @@ def test_each_stage_trained_the_paper_recipe_for_two_steps(repo: Path, stage: st
     assert "export NPROC_PER_NODE=2" in text
     summary = json.loads((repo / "metrics" / "train" / f"{stage}.json").read_text())
     assert summary["steps"] == 2 and summary["checkpoint"] == "checkpoint-2"
+    terms = {"sft": [], "st_rl": ["GelabType", "GelabCoord", "GelabIntent", "GelabFormat"], "mt_rl": ["GelabEpisode"]}
+    assert all(f"rewards/{t}" in summary for t in terms[stage]), sorted(summary)  # the plugin's rewards, logged
+    if stage == "mt_rl":
+        assert 1 <= summary["num_turns"]["final_mean"] <= p["max_turns"]
 
 
 @pytest.mark.slow
@@ -185,5 +195,4 @@ def test_evaluation_plays_every_attempt_of_a_few_tasks(repo: Path, stage: str) -
     assert len(steps) == 35 and max(steps.values()) <= PAPER["eval"]["max_steps"]
     for kind in ("static_id", "static_ood", "static_ood_noise"):
         assert "overall" in json.loads((repo / "metrics" / stage / f"{kind}.json").read_text())
-    report = (repo / "reports" / "paper_comparison.md").read_text()
-    assert re.search(r"MT-RL", report)
+    assert "MT-RL" in (repo / "reports" / "paper_comparison.md").read_text()
