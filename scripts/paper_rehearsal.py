@@ -1,7 +1,7 @@
 """The paper profile on two CPU cores: `make paper-rehearsal` (REPRODUCE.md §3).
 
 Runs ``profiles/paper.yaml`` through the pipeline exactly as a GPU machine would -- a copy of this
-checkout, the base weights put in ``data/Qwen2.5-VL-7B-Instruct`` and tracked with ``dvc add data``,
+checkout, the base weights put in ``data/Qwen2.5-VL-7B-Instruct`` and tracked with ``dvc add`` (``data.dvc``),
 then ``dvc repro`` -- with only the substitutions listed in ``SUBSTITUTIONS`` below. Everything else
 is the paper profile's: the environment and datasets at full size, learning rates, schedules and
 warm-up, per-device batch and accumulation, 8 generations, temperature, top-k, beta, 12 MT-RL turns,
@@ -92,8 +92,10 @@ def copy_checkout(dest: Path) -> None:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    for stale in ("metrics", "plots", "reports"):  # the rehearsal's own results, not the committed ones
-        shutil.rmtree(dest / stale, ignore_errors=True)
+    for stale in ("metrics", "plots"):  # results are made by the copy's run, never inherited
+        for f in [*(dest / stale).rglob("*.json"), *(dest / stale).rglob("*.csv")]:
+            f.unlink()
+    shutil.rmtree(dest / "reports", ignore_errors=True)
     if not (dest / ".git").exists():
         run(dest, "git", "init", "-q")
 
