@@ -25,7 +25,7 @@ skips what is done.
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import os
 import shutil
 import subprocess
@@ -70,7 +70,7 @@ TINY = "model.tiny"
 
 def rehearsal_params(paper: dict[str, Any], embedded: dict[str, Any]) -> dict[str, Any]:
     """profiles/paper.yaml with SUBSTITUTIONS and the embedded tiny model; a key the profile lacks is an error."""
-    params = json.loads(json.dumps(paper))  # a deep copy
+    params = copy.deepcopy(paper)
     tiny = (TINY, embedded["model"]["tiny"], "the embedded default's tiny model")
     for dotted, value, _ in (*SUBSTITUTIONS, tiny):
         *parents, leaf = dotted.split(".")

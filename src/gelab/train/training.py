@@ -395,9 +395,10 @@ def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-step metrics for plots: loss, lr, throughput and every reward term ms-swift logged."""
     rows = []
     for entry in log:
-        if "global_step/max_steps" not in entry or "train_runtime" in entry:
+        step = _step(entry)
+        if step is None:
             continue
-        row: dict[str, Any] = {"step": int(str(entry["global_step/max_steps"]).split("/")[0])}
+        row: dict[str, Any] = {"step": step}
         for key, value in entry.items():
             if key in STEP_COLUMNS or key.startswith("rewards/") and key.endswith("/mean") or key == "num_turns":
                 if isinstance(value, (int, float)):
@@ -406,14 +407,15 @@ def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _global_step(entry: dict[str, Any]) -> int | None:
+    """The optimizer step of a ``logging.jsonl`` entry (``"global_step/max_steps": "N/M"``), if it has one."""
+    done = str(entry.get("global_step/max_steps", "")).split("/")[0]
+    return int(done) if done.isdigit() else None
+
+
 def _step(entry: dict[str, Any]) -> int | None:
-    value = entry.get("global_step/max_steps")
-    if value is None or "train_runtime" in entry:
-        return None
-    try:
-        return int(str(value).split("/")[0])
-    except ValueError:
-        return None
+    """The step of a per-step entry (not the final ``train_runtime`` entry)."""
+    return None if "train_runtime" in entry else _global_step(entry)
 
 
 def _seconds(text: Any) -> float | None:
@@ -511,9 +513,9 @@ def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]],
             summary[key.replace("/mean", "")] = {"first": first[0], "final_mean": sum(last) / len(last)}
     final = [e for e in log if "train_runtime" in e]
     if final:
-        done = str(final[-1].get("global_step/max_steps", "")).split("/")[0]
-        if done.isdigit():  # the steps trained, also when the last ones fell between logging_steps
-            summary["steps"] = max(summary["steps"], int(done))
+        done = _global_step(final[-1])
+        if done is not None:  # the steps trained, also when the last ones fell between logging_steps
+            summary["steps"] = max(summary["steps"], done)
         summary["train_runtime_s"] = final[-1]["train_runtime"]
         summary["train_samples_per_second"] = final[-1].get("train_samples_per_second")
     return summary
