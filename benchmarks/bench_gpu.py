@@ -65,6 +65,7 @@ from gelab.io import atomic_write_json, jsonl_bytes
 from gelab.params import EvalParams, TinyModelParams, load_section
 from gelab.seeding import derived_rng
 from gelab.tasks.universe import task_universe
+from gelab.train.tiny_model import TEMPLATE
 from gelab.train.training import TrainParams, launch_env, read_log, rl_command, sft_command, step_rows as logged_steps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +124,7 @@ def paper_params(init: str, dataset: str) -> TrainParams:
     tp = TrainParams.load(PAPER)
     launch = replace(tp.launch, nnodes=1, node_rank=0, master_addr="127.0.0.1", nproc_per_node=1,
                      attn_impl="sdpa", dataset_num_proc=4)
-    model = replace(tp.model, base=init)
+    model = replace(tp.model, base=init, template=TEMPLATE)  # the tiny tokenizer's image id, not 151655
     return replace(tp, launch=launch, model=model, sft=replace(tp.sft, dataset=dataset, packing=False))
 
 

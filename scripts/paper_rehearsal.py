@@ -39,10 +39,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 PAPER = REPO / "profiles" / "paper.yaml"
 EMBEDDED = REPO / "params.yaml"
-BASE_SHARD = "20MB"  # the tiny base saved in several shards, as a 7B model is (ms-swift: 5 GB)
+BASE_SHARD = "1MB"  # the tiny base saved in several shards, as a 7B model is (ms-swift: 5 GB)
 
 # (dotted key in params, rehearsal value, why). Nothing else of profiles/paper.yaml changes.
 SUBSTITUTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("model.template", "gelab_qwen2_5_vl", "the tiny model's template: its image id is its tokenizer's, not 151655"),
     ("launch.device", "cpu", "no GPU"),
     ("launch.nnodes", 1, "16 GPUs -> 2 CPU processes on one machine"),
     ("launch.nproc_per_node", 2, "16 GPUs -> 2 CPU processes on one machine"),

@@ -41,20 +41,50 @@ def dvc(cwd: Path, *args: str) -> str:
     return sh(cwd, sys.executable, "-m", "dvc", *args)
 
 
-def fresh_copy(dest: Path) -> Path:
-    """This checkout's tracked and not-ignored files (committed results removed), as one git commit."""
+def fresh_copy(dest: Path, smoke: bool = False) -> Path:
+    """This checkout's tracked and not-ignored files (committed results removed), as one git commit;
+    with ``smoke``, its params.yaml at :data:`SMOKE` size."""
     rehearsal.copy_checkout(dest)
+    if smoke:
+        import yaml
+
+        params = yaml.safe_load((dest / "params.yaml").read_text())
+        (dest / "params.yaml").write_text("# params.yaml at the test suite's size (tests/conftest.py SMOKE)\n"
+                                          + yaml.safe_dump(smoke_params(params), sort_keys=False))
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-q", "-m", "copy")
     return dest
 
 
+# The in-suite pipeline: the embedded default with fewer steps and evaluation tasks (every stage, the
+# same code and data; what the tests check does not depend on how well the model learns).
+SMOKE = {
+    "sft.max_steps": 60, "sft.save_steps": 30,
+    "st_rl.max_steps": 2, "st_rl.save_steps": 2,
+    "mt_rl.max_steps": 2, "mt_rl.save_steps": 2,
+    "eval.static_limit_tasks": 7, "eval.interactive_limit_tasks": 7,
+}
+
+
+def smoke_params(params: dict) -> dict:
+    """``params`` (params.yaml's content) with :data:`SMOKE`; a key the file lacks is an error."""
+    import copy
+
+    out = copy.deepcopy(params)
+    for dotted, value in SMOKE.items():
+        section, key = dotted.split(".")
+        if key not in out[section]:
+            raise KeyError(f"SMOKE: params.yaml has no {dotted}")
+        out[section][key] = value
+    return out
+
+
 @pytest.fixture(scope="session")
 def embedded_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh copy of this checkout (committed results removed) after one full `dvc repro` of the
-    embedded default. Used by tests/test_pipeline.py and, as the rehearsal's trained base and DVC
-    cache, by tests/test_paper_rehearsal.py."""
-    repo = fresh_copy(tmp_path_factory.mktemp("pipeline") / "repo")
+    embedded default at :data:`SMOKE` size. Used by tests/test_pipeline.py and, as the rehearsal's
+    trained base and DVC cache, by tests/test_paper_rehearsal.py."""
+    repo = fresh_copy(tmp_path_factory.mktemp("pipeline") / "repo", smoke=True)
     sh(repo, sys.executable, "-m", "gelab.cli", "env", "inputs", "--out", "data/emoji")  # data.dvc's inputs
     dvc(repo, "repro")
     return repo

@@ -29,6 +29,8 @@ from gelab.eval.backends import Request, Sampling
 from gelab.eval.interactive import interactive_metrics, run_episodes
 from gelab.eval.policies import ModelPolicy
 from gelab.eval.records import read_log
+from gelab.train.tiny_model import TEMPLATE
+from gelab.train.training import TEMPLATE_PLUGIN
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL_IMAGES = 112 * 112  # 16 visual tokens: keeps CPU tests fast (the paper profile uses 448²)
@@ -310,7 +312,8 @@ def swift_server(tiny_model: Path, tmp_path: Path):
     port = _free_port()
     log = open(tmp_path / "deploy.log", "wb")
     proc = subprocess.Popen([str(swift), "deploy", "--model", str(tiny_model), "--model_type", "qwen2_5_vl",
-                             "--template", "qwen2_5_vl", "--infer_backend", "transformers", "--host", "127.0.0.1",
+                             "--template", TEMPLATE, "--custom_register_path",
+                             str(TEMPLATE_PLUGIN), "--infer_backend", "transformers", "--host", "127.0.0.1",
                              "--port", str(port), "--served_model_name", "tiny", "--max_new_tokens", "16"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"

@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PKG = SRC / "gelab"
 LAYERS = {"core": 0, "env": 1, "tasks": 2, "data": 3, "train": 4, "eval": 5, "checks": 6, "report": 7, "cli": 8}
-# Modules that a command loads by path, not by import (ms-swift's --external_plugins).
-_PLUGINS = ["src/gelab/train/swift_plugin.py", "src/gelab/train/swift_cpu_ranks.py"]
+# Modules that a command loads by path, not by import
+# (ms-swift's --external_plugins and --custom_register_path).
+_PLUGINS = ["src/gelab/train/swift_plugin.py", "src/gelab/train/swift_cpu_ranks.py", "src/gelab/train/swift_template.py"]
 LOADED_BY_PATH = {"train sft": _PLUGINS[1:], "train st-rl": _PLUGINS, "train mt-rl": _PLUGINS}
 
 

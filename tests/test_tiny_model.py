@@ -1,4 +1,5 @@
-"""The embedded default model: canonical special ids, determinism, and the image reaching the model."""
+"""The embedded default model: a small vocabulary with Qwen2.5-VL's specials right after it, determinism,
+and the image reaching the model through the template that takes its ids from the tokenizer."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ import pytest
 from gelab import format as fmt
 from gelab.params import TinyModelParams
 from gelab.train.tiny_model import (
-    FIRST_SPECIAL_ID,
-    IMAGE_PAD_ID,
     SPECIAL_TOKENS,
+    TEMPLATE,
     build_tiny_model,
     build_tokenizer,
+    special_id,
+    vocab_rows,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SMALL = TinyModelParams(vocab_learned=400)
+FIRST_SPECIAL_ID = SMALL.vocab_learned  # the specials follow the learned entries directly
+IMAGE_PAD_ID = special_id(SMALL.vocab_learned, "<|image_pad|>")
 
 
 def _corpus_rows() -> list[dict]:
@@ -50,14 +54,18 @@ def tiny_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_special_tokens_have_qwen25vl_ids(tiny_dir: Path) -> None:
-    from transformers import AutoTokenizer
+def test_specials_follow_the_learned_entries_and_rows_round_up_to_64(tiny_dir: Path) -> None:
+    from transformers import AutoConfig, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_dir)
-    assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(
-        range(FIRST_SPECIAL_ID, FIRST_SPECIAL_ID + len(SPECIAL_TOKENS)))
-    assert tok.convert_tokens_to_ids("<|image_pad|>") == IMAGE_PAD_ID == 151655
+    assert [tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(range(400, 422))
+    assert tok.convert_tokens_to_ids("<|image_pad|>") == IMAGE_PAD_ID == 412
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+    config = AutoConfig.from_pretrained(tiny_dir)
+    assert config.text_config.vocab_size == len(tok) == vocab_rows(400) == 448  # 422 rounded up to 64
+    assert (config.image_token_id, config.video_token_id) == (412, 413)
+    assert (config.vision_start_token_id, config.vision_end_token_id) == (409, 410)
+    assert vocab_rows(1024) == 1088 and vocab_rows(1066) == 1088 and vocab_rows(1067) == 1152
 
 
 def test_text_round_trips_and_never_hits_filler_ids(corpus: Path) -> None:
@@ -68,8 +76,8 @@ def test_text_round_trips_and_never_hits_filler_ids(corpus: Path) -> None:
                  "<|vision_start|><|image_pad|><|vision_end|>unseen wörds ✓"]:
         ids = tok.encode(text)
         assert tok.decode(ids) == text
-        # learned BPE ids or special ids, never the unreachable fillers in between
-        assert all(i < SMALL.vocab_learned or i >= FIRST_SPECIAL_ID for i in ids), ids
+        # learned BPE ids or special ids, never the unreachable fillers after them
+        assert all(i < FIRST_SPECIAL_ID + len(SPECIAL_TOKENS) for i in ids), ids
     box = tok.encode(fmt.point_text(5, 6))
     assert box[0] == FIRST_SPECIAL_ID + SPECIAL_TOKENS.index("<|box_start|>")  # one token, not characters
 
@@ -83,11 +91,15 @@ def test_build_is_deterministic(corpus: Path, tiny_dir: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_image_reaches_the_model_in_training_and_rollout_prompts(tiny_dir: Path, tmp_path: Path) -> None:
-    """Placeholder tokens == vision features (256 for a 448² page) for an SFT row and a GRPO prompt."""
+    """Through the project's template, placeholder tokens == the processor's count == vision features (256
+    for a 448² page) for an SFT row and a GRPO prompt; the forward pass puts the features there."""
     import torch
     from PIL import Image
     from swift.model import get_model_processor
     from swift.template import get_template
+    from transformers import AutoProcessor
+
+    import gelab.train.swift_template  # noqa: F401  registers TEMPLATE
 
     image = tmp_path / "page.png"
     Image.new("RGB", (448, 448), (200, 30, 90)).save(image)
@@ -99,8 +111,11 @@ def test_image_reaches_the_model_in_training_and_rollout_prompts(tiny_dir: Path,
 
     model, processor = get_model_processor(str(tiny_dir), model_type="qwen2_5_vl", torch_dtype=torch.float32,
                                            download_model=False)
-    template = get_template(processor, template_type="qwen2_5_vl", max_pixels=200704)
+    template = get_template(processor, template_type=TEMPLATE, max_pixels=200704)
     template.model = model
+    plain = AutoProcessor.from_pretrained(tiny_dir)
+    expected = plain(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[Image.open(image)],
+                     return_tensors="pt")["input_ids"][0].tolist().count(IMAGE_PAD_ID)
     for mode, row in [("train", train_row), ("transformers", rollout_row)]:
         template.set_mode(mode)
         enc = template.encode(row)
@@ -108,10 +123,41 @@ def test_image_reaches_the_model_in_training_and_rollout_prompts(tiny_dir: Path,
         with torch.no_grad():
             features = model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"]).pooler_output
         n_features = sum(f.shape[0] for f in features)
-        assert n_placeholders == n_features == 256, (mode, n_placeholders, n_features)
+        assert n_placeholders == n_features == expected == 256, (mode, n_placeholders, n_features, expected)
         # the forward pass scatters the features into the placeholders (raises on a mismatch)
         batch = template.data_collator([enc])
         batch.pop("labels", None)
         with torch.no_grad():
             logits = model(**batch).logits
         assert logits.shape[1] == len(enc["input_ids"])
+
+
+@pytest.mark.slow
+def test_a_template_whose_media_id_disagrees_fails_in_one_line(tiny_dir: Path, tmp_path: Path) -> None:
+    """A model whose config names another image id than its tokenizer is refused by the template, and the
+    stock qwen2_5_vl template (fixed id 151655) is refused before ms-swift starts: never a dropped image."""
+    import shutil
+
+    import torch
+    from swift.model import get_model_processor
+    from swift.template import get_template
+
+    from gelab.train.swift_template import MediaIdMismatch
+    from gelab.train.training import TrainError, check_template
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["image_token_id"] = 151655
+    (broken / "config.json").write_text(json.dumps(config))
+    _, processor = get_model_processor(str(broken), model_type="qwen2_5_vl", torch_dtype=torch.float32,
+                                       download_model=False, load_model=False)
+    with pytest.raises(MediaIdMismatch) as err:
+        get_template(processor, template_type=TEMPLATE)
+    assert "\n" not in str(err.value) and "image_token_id is 151655" in str(err.value) and "412" in str(err.value)
+
+    with pytest.raises(TrainError) as err:
+        check_template(str(tiny_dir), "qwen2_5_vl")
+    assert "\n" not in str(err.value) and TEMPLATE in str(err.value)
+    check_template(str(tiny_dir), TEMPLATE)  # the right template passes
+    check_template(str(broken), "qwen2_5_vl")  # a model with Qwen's own ids passes the stock template

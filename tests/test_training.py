@@ -69,7 +69,7 @@ def test_sft_writes_zero3_shards_consolidated_weights_and_metrics(sft_out: Path,
 
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(sft_out / "final", dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(sft_out / "final")
-    assert processor.tokenizer.convert_tokens_to_ids("<|image_pad|>") == 151655
+    assert processor.tokenizer.convert_tokens_to_ids("<|image_pad|>") == model.config.image_token_id == 512 + 12
     base = Qwen2_5_VLForConditionalGeneration.from_pretrained(workdir / "tiny", dtype=torch.float32)
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, dict(base.named_parameters())[n])]
     assert any("language_model" in n for n in changed), "SFT changed no language-model weight"

@@ -191,7 +191,7 @@ class ModelParams(Section, frozen=True):
 
     base: str = "build/models/tiny"  # folder with HF weights; the paper profile points at Qwen2.5-VL-7B-Instruct
     model_type: str = "qwen2_5_vl"  # ms-swift --model_type
-    template: str = "qwen2_5_vl"  # ms-swift --template
+    template: str = "gelab_qwen2_5_vl"  # ms-swift --template (the tiny model's; the paper profile: qwen2_5_vl)
     # The image budget of the profile, one setting for training (MAX_PIXELS), the tiny model's processor
     # and evaluation: 448² = 200704 pixels -> 256 visual tokens (SPEC §1).
     max_pixels: MaxPixels = 200704

@@ -1,16 +1,19 @@
 """The embedded default model: a tiny random-init Qwen2.5-VL built from a seed, with no download.
 
-What gets written to the output folder (loadable by transformers and by ms-swift with
-``--model_type qwen2_5_vl --template qwen2_5_vl``):
+What gets written to the output folder (loadable by transformers, and by ms-swift with
+``--model_type qwen2_5_vl --template gelab_qwen2_5_vl``, the template of :mod:`gelab.train.swift_template`):
 
 - ``model.safetensors`` + ``config.json``: ``Qwen2_5_VLForConditionalGeneration`` with random weights
   drawn from ``torch.manual_seed(seed)``.
 - ``tokenizer.json`` + ``tokenizer_config.json``: a byte-level BPE trained on the project's own corpus
-  (the dataset texts), with Qwen2.5-VL's pre-tokenizer and **Qwen2.5-VL's canonical special-token
-  ids** (``<|endoftext|>`` = 151643 ... ``<|image_pad|>`` = 151655 ... ``<|file_sep|>`` = 151664).
-  ms-swift's ``qwen2_5_vl`` template expands images by the fixed id 151655, not by the tokenizer's
-  id, so any other layout silently drops the image. The ids between the learned tokens and 151643
-  are filler entries that no merge produces (unreachable from text).
+  (the dataset texts) with Qwen2.5-VL's pre-tokenizer. Its ``vocab_learned`` entries (ids
+  ``0 .. vocab_learned-1``) are followed directly by Qwen2.5-VL's 22 special tokens (same strings, same
+  order), then by filler entries that no merge produces up to a multiple of 64 rows. With 1,024
+  learned entries the model has 1,088 embedding rows instead of Qwen's 151,936: the output layer no
+  longer dominates every training step and every decoded token (BENCHMARKS.md). The config's image,
+  video and vision start/end ids are the tokenizer's; ms-swift's stock ``qwen2_5_vl`` template expands
+  images by Qwen's fixed id 151655 and would drop them, so the model is used with
+  ``gelab_qwen2_5_vl``, which takes the ids from the tokenizer.
 - ``preprocessor_config.json`` etc.: a ``Qwen2_5_VLProcessor`` (patch 14, merge 2, so a 448 × 448 page
   becomes 256 visual tokens) and a Qwen-style chat template.
 """
@@ -26,8 +29,7 @@ from gelab.errors import InputError
 from gelab.io import atomic_directory, atomic_write_json, read_jsonl
 from gelab.params import TinyModelParams, as_dict, image_size
 
-# Qwen2.5-VL's added tokens, in id order from FIRST_SPECIAL_ID (as in the released tokenizer).
-FIRST_SPECIAL_ID = 151643
+# Qwen2.5-VL's added tokens, in their id order (as in the released tokenizer, where they start at 151643).
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
     "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
@@ -35,9 +37,20 @@ SPECIAL_TOKENS = (
     "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
 )
 NOT_SPECIAL = {"<tool_call>", "</tool_call>"}  # plain added tokens in the released tokenizer
-IMAGE_PAD_ID = FIRST_SPECIAL_ID + SPECIAL_TOKENS.index("<|image_pad|>")  # 151655, fixed in ms-swift
-VOCAB_SIZE = 151936  # embedding rows, as Qwen2.5-VL-3B (>= last special id + 1, multiple of 128)
-FILLER = "<|gelab_unused_{}|>"  # unreachable vocabulary entries between learned and special ids
+TEMPLATE = "gelab_qwen2_5_vl"  # the ms-swift template the model needs (gelab.train.swift_template)
+QWEN_IMAGE_PAD_ID = 151655  # where ms-swift's stock Qwen2-VL templates look for images, whatever the tokenizer
+ROW_MULTIPLE = 64  # embedding rows are rounded up to this
+FILLER = "<|gelab_unused_{}|>"  # vocabulary entries that no merge produces (unreachable from text)
+
+
+def special_id(learned: int, token: str) -> int:
+    """The id of a special token when ``learned`` BPE entries precede the specials."""
+    return learned + SPECIAL_TOKENS.index(token)
+
+
+def vocab_rows(learned: int) -> int:
+    """Embedding rows: the learned entries and the specials, rounded up to :data:`ROW_MULTIPLE`."""
+    return -(-(learned + len(SPECIAL_TOKENS)) // ROW_MULTIPLE) * ROW_MULTIPLE
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -66,12 +79,13 @@ def corpus_texts(files: Iterable[str | Path]) -> Iterator[str]:
 
 
 def build_tokenizer(texts: Iterable[str], learned: int):
-    """A Qwen2-style byte-level BPE with ``learned`` trained entries and the canonical special ids."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    """A Qwen2-style byte-level BPE: ``learned`` entries trained on ``texts`` (fillers where the corpus
+    yields fewer), Qwen2.5-VL's special tokens right after them, fillers up to :func:`vocab_rows`."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
 
-    if learned > FIRST_SPECIAL_ID:
-        raise InputError(f"model.vocab_learned={learned} overlaps the special ids from {FIRST_SPECIAL_ID}")
+    if learned < 256:
+        raise InputError(f"model.tiny.vocab_learned={learned}: a byte-level BPE needs at least its 256 bytes")
     probe = Qwen2Tokenizer()  # borrow Qwen2's normalizer and pre-tokenizer exactly
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = probe.backend_tokenizer.normalizer
@@ -80,38 +94,40 @@ def build_tokenizer(texts: Iterable[str], learned: int):
                                   special_tokens=[], show_progress=False)
     bpe.train_from_iterator(texts, trainer=trainer)
     state = json.loads(bpe.to_str())["model"]
-    learned_vocab: dict[str, int] = state["vocab"]
+    vocab: dict[str, int] = dict(state["vocab"])
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
-    vocab = dict(learned_vocab)
-    for i in range(len(learned_vocab), FIRST_SPECIAL_ID):
+    if len(vocab) > learned:
+        raise RuntimeError(f"the BPE trainer made {len(vocab)} entries, {learned} asked")
+    for i in range(len(vocab), learned):
         vocab[FILLER.format(i)] = i
-    for offset, token in enumerate(SPECIAL_TOKENS):
-        vocab[token] = FIRST_SPECIAL_ID + offset
+    for token in SPECIAL_TOKENS:
+        vocab[token] = special_id(learned, token)
+    for i in range(learned + len(SPECIAL_TOKENS), vocab_rows(learned)):
+        vocab[FILLER.format(i)] = i
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>",
                          pad_token="<|endoftext|>", model_max_length=32768)
-    from tokenizers import AddedToken
-
     tok.add_tokens([AddedToken(t, special=t not in NOT_SPECIAL, normalized=False) for t in SPECIAL_TOKENS])
     tok.add_special_tokens({"additional_special_tokens": [t for t in SPECIAL_TOKENS if t not in NOT_SPECIAL
                                                           and t not in ("<|endoftext|>", "<|im_end|>")]},
                            replace_extra_special_tokens=True)
-    for offset, token in enumerate(SPECIAL_TOKENS):
+    for token in SPECIAL_TOKENS:
         got = tok.convert_tokens_to_ids(token)
-        if got != FIRST_SPECIAL_ID + offset:
-            raise RuntimeError(f"tokenizer gave {token} id {got}, expected {FIRST_SPECIAL_ID + offset}")
+        if got != special_id(learned, token):
+            raise RuntimeError(f"tokenizer gave {token} id {got}, expected {special_id(learned, token)}")
     return tok
 
 
 def tiny_config(p: TinyModelParams):
-    """The ``Qwen2_5_VLConfig`` of the tiny model (canonical token ids, small widths)."""
+    """The ``Qwen2_5_VLConfig`` of the tiny model: small widths, :func:`vocab_rows` embedding rows and the
+    token ids of :func:`build_tokenizer`'s layout for ``p.vocab_learned``."""
     from transformers import Qwen2_5_VLConfig
 
-    text = dict(vocab_size=VOCAB_SIZE, hidden_size=p.text_hidden, intermediate_size=p.text_intermediate,
+    n = p.vocab_learned
+    text = dict(vocab_size=vocab_rows(n), hidden_size=p.text_hidden, intermediate_size=p.text_intermediate,
                 num_hidden_layers=p.text_layers, num_attention_heads=p.text_heads,
                 num_key_value_heads=p.text_kv_heads, max_position_embeddings=32768, rms_norm_eps=1e-6,
-                initializer_range=p.init_std,
-                bos_token_id=FIRST_SPECIAL_ID, eos_token_id=SPECIAL_TOKENS.index("<|im_end|>") + FIRST_SPECIAL_ID,
-                pad_token_id=FIRST_SPECIAL_ID,
+                initializer_range=p.init_std, bos_token_id=special_id(n, "<|endoftext|>"),
+                eos_token_id=special_id(n, "<|im_end|>"), pad_token_id=special_id(n, "<|endoftext|>"),
                 # mrope halves (temporal, height, width) must sum to head_dim / 2
                 rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
                                  "mrope_section": _mrope_section(p.text_hidden // p.text_heads)})
@@ -119,8 +135,10 @@ def tiny_config(p: TinyModelParams):
                   num_heads=p.vision_heads, out_hidden_size=p.text_hidden, patch_size=14, spatial_merge_size=2,
                   temporal_patch_size=2, window_size=112, fullatt_block_indexes=[p.vision_depth - 1])
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
-                            image_token_id=IMAGE_PAD_ID, video_token_id=IMAGE_PAD_ID + 1,
-                            vision_start_token_id=FIRST_SPECIAL_ID + 9, vision_end_token_id=FIRST_SPECIAL_ID + 10)
+                            image_token_id=special_id(n, "<|image_pad|>"),
+                            video_token_id=special_id(n, "<|video_pad|>"),
+                            vision_start_token_id=special_id(n, "<|vision_start|>"),
+                            vision_end_token_id=special_id(n, "<|vision_end|>"))
 
 
 def _mrope_section(head_dim: int) -> list[int]:
@@ -156,12 +174,14 @@ def build_tiny_model(p: TinyModelParams, corpus_files: list[str | Path], out: st
     torch.manual_seed(p.seed)
     model = Qwen2_5_VLForConditionalGeneration(tiny_config(p)).to(torch.float32)
     model.generation_config.do_sample = False
-    model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), FIRST_SPECIAL_ID]
-    model.generation_config.pad_token_id = FIRST_SPECIAL_ID
+    end, pad = special_id(p.vocab_learned, "<|im_end|>"), special_id(p.vocab_learned, "<|endoftext|>")
+    model.generation_config.eos_token_id = [end, pad]
+    model.generation_config.pad_token_id = pad
     summary = {
         "parameters": sum(t.numel() for t in model.parameters()),
         "vision_parameters": sum(t.numel() for t in model.model.visual.parameters()),
         "learned_tokens": p.vocab_learned,
+        "vocab_rows": vocab_rows(p.vocab_learned),
         "image_pad_id": tokenizer.convert_tokens_to_ids("<|image_pad|>"),
     }
     with atomic_directory(out) as tmp:

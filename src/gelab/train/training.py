@@ -71,6 +71,7 @@ from gelab.params import (
     load_section,
     visual_tokens,
 )
+from gelab.train.tiny_model import QWEN_IMAGE_PAD_ID, TEMPLATE
 
 STAGES = ("sft", "st_rl", "mt_rl")
 LAUNCH_ENV = ("NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE")
@@ -86,6 +87,8 @@ WEIGHTS = "model.safetensors"  # save_pretrained's one file ...
 WEIGHTS_INDEX = "model.safetensors.index.json"  # ... or its shards (ms-swift: --max_shard_size, 5GB)
 PLUGIN = Path(__file__).with_name("swift_plugin.py")
 CPU_RANKS_PLUGIN = Path(__file__).with_name("swift_cpu_ranks.py")
+TEMPLATE_PLUGIN = Path(__file__).with_name("swift_template.py")  # registers tiny_model.TEMPLATE
+STOCK_QWEN_VL_TEMPLATES = ("qwen2_vl", "qwen2_5_vl")  # ms-swift finds their images by id 151655
 
 
 class TrainError(GelabError):
@@ -137,6 +140,7 @@ def _common_args(launch: LaunchParams, model: ModelParams, p: SftParams | RlPara
     gpu = launch.device == "cuda"
     args = [
         "--model", init, "--model_type", model.model_type, "--template", model.template,
+        *(["--custom_register_path", os.path.relpath(TEMPLATE_PLUGIN)] if model.template == TEMPLATE else []),
         "--tuner_type", "full", "--torch_dtype", launch.torch_dtype, "--attn_impl", launch.attn_impl,
         "--deepspeed", launch.deepspeed, "--freeze_vit", _flag(p.freeze_vit if isinstance(p, SftParams) else True),
         "--dataset", dataset, "--split_dataset_ratio", "0", "--dataset_num_proc", str(launch.dataset_num_proc),
@@ -694,6 +698,18 @@ def check_init(path: str, field: str) -> None:
     raise TrainError(f"{field}: {path} has no config.json: {hint}")
 
 
+def check_template(init: str, template: str) -> None:
+    """Refuse a stock Qwen2-VL template for a model whose image token is not Qwen's 151655: ms-swift
+    would expand no image and train on text alone, silently."""
+    if template not in STOCK_QWEN_VL_TEMPLATES:
+        return
+    config = json.loads((Path(init) / "config.json").read_text(encoding="utf-8"))
+    image_id = config.get("image_token_id", QWEN_IMAGE_PAD_ID)
+    if image_id != QWEN_IMAGE_PAD_ID:
+        raise TrainError(f"model.template: {template} finds images by id {QWEN_IMAGE_PAD_ID}, but {init}/config.json "
+                         f"has image_token_id {image_id}; use template {TEMPLATE}")
+
+
 def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_dir: str | Path,
               params_file: str = "params.yaml") -> dict[str, Any]:
     """Run one training stage end to end (resuming when possible); returns the summary."""
@@ -701,6 +717,7 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     out, metrics_dir = Path(out), Path(metrics_dir)
     check_gpu_packages(tp, stage)
     check_init(init, "model.base" if stage == "sft" else f"{stage} init")
+    check_template(init, tp.model.template)
     if not Path(p.dataset).exists():
         raise TrainError(f"{params_file}: {stage}.dataset: {p.dataset} does not exist (run `dvc repro data`)")
     rows = read_jsonl(p.dataset)
