@@ -28,9 +28,13 @@ repro: setup
 test: setup
 	python -m pytest -q
 
-learning-checks: setup  # needs the environment, the SFT data and the tiny model: the pipeline up to `model`
+# learning-checks: needs the environment, the SFT data and the tiny model (the pipeline up to `model`);
+# LEARNING_STAGES picks checks (default all three: sft st_rl mt_rl)
+LEARNING_STAGES ?= sft st_rl mt_rl
+learning-checks: setup
 	dvc repro model
-	gelab check learning --params params.yaml --out build/learning --metrics metrics/learning
+	gelab check learning --params params.yaml --out build/learning --metrics metrics/learning \
+	  $(foreach s,$(LEARNING_STAGES),--stage $(s))
 
 bench: setup  # the CPU benchmarks; bench-gpu needs a CUDA device
 	for f in benchmarks/bench_*.py; do [ "$$f" = benchmarks/bench_gpu.py ] || python "$$f" || exit 1; done

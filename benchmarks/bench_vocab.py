@@ -1,15 +1,21 @@
-"""The tiny model's output layer: Qwen's 151,936 embedding rows against the small vocabulary's, side by side.
+"""The tiny model before and after the small vocabulary, side by side in one run.
 
     python benchmarks/bench_vocab.py [--params params.yaml] [--repeats 3] [--threads 2]
 
-Builds the embedded default's tiny model (``model.tiny`` of the params file, seeded, random init) twice
-from the same tokenizer: once with the small vocabulary's rows (:func:`gelab.train.tiny_model.vocab_rows`)
-and once with Qwen2.5-VL's 151,936 rows (the layout before the small vocabulary: the extra rows are
-never produced by the tokenizer but cost every step). Then, for each, interleaved, medians of
-``--repeats``:
+Three random-init tiny models (seeded) from the same tokenizer, each at its own page size:
 
-1. **SFT step**: forward, backward and AdamW on 16 rows of ``build/data/sft.jsonl`` (448² pages, loss on
-   the answers) in plain PyTorch — what ms-swift's step spends in the model.
+- **before**: the embedded default before the small vocabulary — 128 wide (MLP 256), Qwen2.5-VL's
+  151,936 embedding rows, 448² pages (256 visual tokens);
+- **vocabulary only**: the params file's ``model.tiny`` and ``model.max_pixels`` with 151,936 rows, so
+  that the last column isolates what the rows alone cost;
+- **after**: the params file's ``model.tiny`` (:func:`gelab.train.tiny_model.vocab_rows` rows) at its
+  ``model.max_pixels``.
+
+The rows past the tokenizer's are never produced by it but cost every step. For each model,
+interleaved, medians of ``--repeats``:
+
+1. **SFT step**: forward, backward and AdamW on 16 rows of ``build/data/sft.jsonl`` (loss on the
+   answers) in plain PyTorch — what ms-swift's step spends in the model.
 2. **sampled interactive round**: one :meth:`HFBackend.generate` call on 32 first-step requests of the
    interactive benchmark at ``eval`` sampling (temperature, top-k, top-p, ``max_new_tokens``).
 3. **static evaluation of one file**: greedy predictions on every row of the ``eval.static_limit_tasks``
@@ -23,13 +29,21 @@ both figures and the speed-up.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from msgspec.structs import replace
+
 QWEN_ROWS = 151936
+
+
+def image_size_text(max_pixels: int) -> str:
+    side = math.isqrt(max_pixels)
+    return f"{side}²" if side * side == max_pixels else f"{max_pixels:,}-pixel"
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -99,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     from gelab.eval.static_run import predict, select_samples
     from gelab.io import read_jsonl
     from gelab.params import EvalParams, ModelParams, load_section
-    from gelab.train.tiny_model import vocab_rows
     from gelab import format as fmt
+    from gelab.train.tiny_model import vocab_rows
 
     torch.set_num_threads(a.threads)
     model_p = load_section(a.params, "model", ModelParams)
@@ -109,17 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     sft = read_jsonl("build/data/sft.jsonl")
     train_rows = [r for r in sft if r.get("images")][:16]
     static_rows = select_samples(read_jsonl("build/data/static_id.jsonl"), ev.static_limit_tasks, ev.seed)
-    tasks = read_jsonl("build/data/test_tasks.jsonl")[:32] if Path("build/data/test_tasks.jsonl").exists() else []
+    tasks = read_jsonl("build/data/tasks_test.jsonl")[:32]
     requests = [Request(fmt.SYSTEM_PROMPT, fmt.navigation_prompt(t["start"], t["target"]),
                         str(env.model_image_path(t["start"])), seed=i) for i, t in enumerate(tasks)]
     sampling = Sampling(ev.temperature, ev.top_p, ev.top_k, ev.max_new_tokens)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_vocab_"))
-    layouts = {"small": None, "qwen": QWEN_ROWS}
-    folders = {k: build(model_p.tiny, tmp / k, rows, model_p.max_pixels) for k, rows in layouts.items()}
-    times: dict[str, dict[str, list[float]]] = {k: {"sft": [], "round": [], "static": []} for k in layouts}
+    before = replace(model_p.tiny, text_hidden=128, text_intermediate=256)
+    models = {"before": (before, QWEN_ROWS, 448 * 448), "vocab": (model_p.tiny, QWEN_ROWS, model_p.max_pixels),
+              "after": (model_p.tiny, None, model_p.max_pixels)}
+    folders = {k: build(p, tmp / k, rows, pixels) for k, (p, rows, pixels) in models.items()}
+    times: dict[str, dict[str, list[float]]] = {k: {"sft": [], "round": [], "static": []} for k in models}
     for _ in range(a.repeats + 1):  # the first pass warms up and is dropped
         for name, folder in folders.items():
+            max_pixels = models[name][2]
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
             model.train()
             processor = AutoProcessor.from_pretrained(folder)
@@ -133,25 +150,26 @@ def main(argv: list[str] | None = None) -> int:
                 opt.zero_grad(set_to_none=True)
 
             times[name]["sft"].append(timed(step))
-            backend = HFBackend(folder, sampling, device="cpu", max_pixels=model_p.max_pixels)
+            backend = HFBackend(folder, sampling, device="cpu", max_pixels=max_pixels)
             times[name]["round"].append(timed(lambda: backend.generate(requests)))
             greedy = ModelPolicy(HFBackend(folder, Sampling(0.0, 1.0, 0, ev.max_new_tokens), device="cpu",
-                                           max_pixels=model_p.max_pixels))
+                                           max_pixels=max_pixels))
             out = tmp / f"{name}_static.jsonl"
             times[name]["static"].append(timed(lambda: predict(static_rows, greedy, out, batch_size=ev.batch_size,
                                                                resume=False)))
             out.unlink(missing_ok=True)
-    small_rows = vocab_rows(model_p.tiny.vocab_learned)
-    print(f"tiny model {model_p.tiny.text_layers} layers x {model_p.tiny.text_hidden}; rows {QWEN_ROWS:,} "
-          f"(before) vs {small_rows:,} (after); {a.threads} threads; medians of {a.repeats}")
-    labels = {"sft": "SFT step, 16 rows, 448² pages (s)", "round": f"sampled interactive round, {len(requests)} "
-              f"requests, {ev.max_new_tokens} new tokens (s)", "static": f"static evaluation, {len(static_rows)} rows "
-              "of static_id.jsonl (s)"}
-    print("| what | before (151,936 rows) | after | speed-up |\n|---|---:|---:|---:|")
+    t = model_p.tiny
+    print(f"before: 4 layers x 128, {QWEN_ROWS:,} rows, 448² pages; after: {t.text_layers} layers x "
+          f"{t.text_hidden}, {vocab_rows(t.vocab_learned):,} rows, {image_size_text(model_p.max_pixels)} pages; "
+          f"{a.threads} threads; medians of {a.repeats}")
+    labels = {"sft": "SFT step, 16 rows (s)", "round": f"sampled interactive round, {len(requests)} requests, "
+              f"{ev.max_new_tokens} new tokens (s)", "static": f"static evaluation, {len(static_rows)} rows of "
+              "static_id.jsonl (s)"}
+    print("| what | before | after | speed-up | same model with 151,936 rows | speed-up from the rows alone |")
+    print("|---|---:|---:|---:|---:|---:|")
     for key, label in labels.items():
-        before = statistics.median(times["qwen"][key][1:])
-        after = statistics.median(times["small"][key][1:])
-        print(f"| {label} | {before:.2f} | {after:.2f} | {before / after:.1f}× |")
+        b, v, s_ = (statistics.median(times[k][key][1:]) for k in ("before", "vocab", "after"))
+        print(f"| {label} | {b:.2f} | {s_:.2f} | {b / s_:.1f}× | {v:.2f} | {v / s_:.1f}× |")
     return 0
 
 

@@ -60,7 +60,7 @@ def test_sharded_checkpoint_is_copied_with_its_index_in_its_dtype(tmp_path: Path
     from safetensors import safe_open
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    ckpt = checkpoint(tmp_path, model, max_shard_size="2MB")
+    ckpt = checkpoint(tmp_path, model, max_shard_size="100KB")
     index = json.loads((ckpt / WEIGHTS_INDEX).read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) >= 2 and not (ckpt / "model.safetensors").exists()  # really sharded
@@ -91,7 +91,7 @@ def test_missing_or_incomplete_weights_fall_back_to_zero_to_fp32(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from deepspeed.utils import zero_to_fp32
 
-    ckpt = checkpoint(tmp_path, model, max_shard_size="2MB")
+    ckpt = checkpoint(tmp_path, model, max_shard_size="100KB")
     shards = sorted(set(json.loads((ckpt / WEIGHTS_INDEX).read_text())["weight_map"].values()))
     (ckpt / shards[-1]).unlink()  # a save cut short: the index names a shard that is not there
     assert saved_weights(ckpt) is None
@@ -112,6 +112,6 @@ def test_missing_or_incomplete_weights_fall_back_to_zero_to_fp32(tmp_path: Path,
 def test_consolidating_again_replaces_final_whole(tmp_path: Path, model, no_zero_conversion) -> None:
     final = tmp_path / "final"
     consolidate(checkpoint(tmp_path / "a", model), final)  # one file
-    consolidate(checkpoint(tmp_path / "b", model, max_shard_size="2MB"), final)  # then shards
+    consolidate(checkpoint(tmp_path / "b", model, max_shard_size="100KB"), final)  # then shards
     assert not (final / "model.safetensors").exists() and (final / WEIGHTS_INDEX).exists()
     assert training.saved_weights(final) is not None

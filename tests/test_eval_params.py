@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_repository_params_load() -> None:
     p = load_section(ROOT / "params.yaml", "eval", EvalParams)
-    assert p.attempts == 5 and p.max_steps == 12 and load_section(ROOT / "params.yaml", "model", ModelParams).max_pixels == 448 * 448
+    assert p.attempts == 5 and p.max_steps == 12
+    assert load_section(ROOT / "params.yaml", "model", ModelParams).max_pixels == 224 * 224  # paper profile: 448²
     assert set(p.reference_policies) <= {"oracle", "random", "home-then-complete"}
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in p.checkpoints.items())
 
