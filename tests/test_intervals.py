@@ -101,6 +101,7 @@ def test_every_pass_rate_carries_its_interval():
             for key in ("pass@1", "pass@k"):
                 low, high = block[key + "_ci95"]
                 assert 0 <= low <= block[key] <= high <= 100
+                assert block[key + "_n"] == block.get("tasks", m["tasks"])  # the tasks it is over
     assert m == _metrics(reference_policy("random", navigator(), seed=1), task_list, attempts=3)  # deterministic
 
 
