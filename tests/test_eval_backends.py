@@ -295,7 +295,8 @@ def test_cli_static_and_interactive_with_the_hf_backend(tiny_model: Path, env_di
     run_cli("eval", "interactive", "--env", env_dir, "--subtree", TEST_SUBTREE, "--attempts", 2, "--max-steps", 2,
             "--out", out, *common, check=True)
     m = json.loads(out.read_text())
-    assert m["k"] == 2 and m["tasks"] == 7 and set(m["strict"]) == {"pass@1", "pass@1_ci95", "pass@k", "pass@k_ci95", "per_path"}
+    assert m["k"] == 2 and m["tasks"] == 7
+    assert set(m["strict"]) == {"pass@1", "pass@1_ci95", "pass@1_n", "pass@k", "pass@k_ci95", "pass@k_n", "per_path"}
     rows, _ = read_log(tmp_path / "i.trajectories.jsonl")
     assert len(rows) == m["steps"]
 

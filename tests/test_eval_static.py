@@ -106,14 +106,17 @@ def test_buckets_and_task_success_on_hand_made_answers(tmp_path: Path) -> None:
     assert m["path"] == pytest.approx(100 * 2 / 3)
     assert m["task_success"] == pytest.approx(100 / 3)
     assert m["per_path"]["1"] == {"tasks": 1, "steps": 2, "step_accuracy": 100.0, "task_success": 100.0,
-                                  "step_accuracy_ci95": wilson(2, 2), "task_success_ci95": wilson(1, 1)}
+                                  "step_accuracy_ci95": wilson(2, 2), "task_success_ci95": wilson(1, 1),
+                                  "step_accuracy_n": 2, "task_success_n": 1}
     assert m["per_path"]["2"] == {"tasks": 1, "steps": 3, "step_accuracy": pytest.approx(200 / 3), "task_success": 0.0,
-                                  "step_accuracy_ci95": wilson(2, 3), "task_success_ci95": wilson(0, 1)}
+                                  "step_accuracy_ci95": wilson(2, 3), "task_success_ci95": wilson(0, 1),
+                                  "step_accuracy_n": 3, "task_success_n": 1}
     assert m["per_path"]["3"]["step_accuracy"] == pytest.approx(75.0)
     assert m["unparseable"] == 2
     # every rate has its Wilson interval, over the steps or tasks it counts
     assert (m["overall_ci95"], m["edge_ci95"], m["path_ci95"], m["task_success_ci95"]) == (
         wilson(7, 9), wilson(2, 3), wilson(2, 3), wilson(1, 3))
+    assert (m["overall_n"], m["edge_n"], m["path_n"], m["task_success_n"]) == (9, 3, 3, 3)  # and that count
 
 
 def test_full_subtree_solutions_score_100_and_counts_match_the_paper(tmp_path: Path) -> None:

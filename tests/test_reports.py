@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import interactive_metrics, static_metrics, write
 
+from gelab.eval.intervals import bootstrap_mean, wilson
 from gelab.report.build import CURVES_PNG, PASS_PNG, REPORT_MD, build_report
 from gelab.report.collect import collect
 from gelab.report.curves import read_curve
@@ -165,6 +166,34 @@ def test_intervals_are_shown_and_a_delta_within_them_is_marked(tmp_path):
     assert edge[2] == f"{paper['edge'] + 3.0:.2f}" and edge[4] == "+3.00"
 
 
+def test_counts_are_shown_beside_the_intervals(tmp_path):
+    metrics = tmp_path / "metrics"
+    write(metrics, "sft", "static_ood", static_metrics(60.0, 40.0, 50.0, 10.0, ci=4.0, counts=True))
+    write(metrics, "sft", "interactive", interactive_metrics(20.0, 30.0, ci=5.0, counts=True))
+    md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
+    (edge,) = rows_of(md, "SFT", "Edge")
+    assert edge[5] == "60.00 [56.0, 64.0] n=70"  # OOD ours: steps
+    (path3,) = rows_of(md, "SFT", "Path@3")
+    assert path3[2] == "6.00 [1.0, 11.0] n=9"  # Pass@1 of length 3: tasks
+    assert "| Path@2 | 5.00 [1.0, 9.0] n=20 |" in md  # Table 11, task success by length: tasks
+
+
+def test_a_one_task_bucket_is_not_called_a_real_gap(tmp_path):
+    """One task at 0 % against the paper's 51 %: the interval over one task holds 51, so the Δ is ≈."""
+    metrics = tmp_path / "metrics"
+    ours = interactive_metrics(20.0, 30.0, ci=5.0, counts=True)
+    bucket = ours["strict"]["per_path"]["7"]
+    bucket.update({"tasks": 1, "pass@1": 0.0, "pass@1_n": 1,
+                   "pass@1_ci95": bootstrap_mean([0.0], 0, "strict", "7", "pass@1")})
+    write(metrics, "sft", "interactive", ours)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("sft:\n  interactive:\n    k: 5\n    strict:\n      per_path:\n        '7': {pass@1: 51.0}\n")
+    md = build_report(metrics, targets, tmp_path / "reports").read_text()
+    (row,) = rows_of(md, "SFT", "Path@7")
+    assert bucket["pass@1_ci95"] == wilson(0, 1)
+    assert row[2:5] == ["0.00 [0.0, 79.3] n=1", "51.00", "-51.00 ≈"]
+
+
 def test_stage_to_stage_changes_within_the_intervals_are_marked(tmp_path):
     metrics = tmp_path / "metrics"
     write(metrics, "sft", "static_ood", static_metrics(60.0, 40.0, 50.0, 10.0, ci=4.0))
@@ -243,12 +272,16 @@ BAD_FILES = [
      "strict.pass@k_ci95: expected [low, high]"),
     ("interactive", _set(interactive_metrics(10.0, 20.0, ci=5.0), "5..9", "lenient", "per_path", "3", "pass@1_ci95"),
      "lenient.per_path.3.pass@1_ci95: expected [low, high]"),
+    ("interactive", _set(interactive_metrics(10.0, 20.0, counts=True), 2.5, "strict", "per_path", "1", "pass@1_n"),
+     "strict.per_path.1.pass@1_n: 2.5 is not an integer count"),
+    ("static_ood", _set(static_metrics(70.0, 60.0, 65.0, 20.0, counts=True), -1, "edge_n"),
+     "edge_n: -1 is not an integer count"),
     ("interactive", "", "empty file"),  # the stage died before writing
     ("interactive", '{"k": 5, "strict": {', "not valid JSON"),  # the stage died mid-write
 ]
 
 
-def test_metrics_files_with_and_without_intervals_are_accepted(tmp_path):
+def test_metrics_files_with_and_without_intervals_and_counts_are_accepted(tmp_path):
     metrics = tmp_path / "metrics"
     write(metrics, "sft", "static_ood", static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0))
     write(metrics, "sft", "interactive", interactive_metrics(10.0, 20.0, ci=5.0))
@@ -256,9 +289,12 @@ def test_metrics_files_with_and_without_intervals_are_accepted(tmp_path):
     empty = static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0)
     empty["path"] = empty["path_ci95"] = None  # an empty bucket has neither a number nor an interval
     write(metrics, "mt_rl", "static_ood", empty)
+    write(metrics, "gpt-4o", "interactive", interactive_metrics(10.0, 20.0, ci=5.0, counts=True))  # with KEY_n
+    write(metrics, "oracle", "static_ood", static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0, counts=True))
     run = collect(metrics)
     assert run.get("sft", "interactive")["strict"]["pass@1_ci95"] == [4.0, 14.0]
-    assert set(run.models) == {"sft", "st_rl", "mt_rl"}
+    assert run.get("gpt-4o", "interactive")["strict"]["per_path"]["2"]["pass@k_n"] == 6
+    assert set(run.models) == {"sft", "st_rl", "mt_rl", "gpt-4o", "oracle"}
 
 
 @pytest.mark.parametrize("kind,data,message", BAD_FILES)

@@ -14,7 +14,9 @@ import yaml
 from gelab.cli import main
 from gelab.env.navigation import Navigator
 from gelab.errors import InputError
+from gelab.eval.intervals import wilson
 from gelab.report.build import build_report
+from gelab.report.viewer import aggregate
 from gelab.report.viewer.aggregate import (
     CAP,
     PREMATURE,
@@ -23,7 +25,6 @@ from gelab.report.viewer.aggregate import (
     failure_summary,
     summarize,
     visited_pages,
-    wilson,
 )
 from gelab.report.viewer.cases import choose_cases, write_cases
 from gelab.report.viewer.logs import EpisodeLog, read_episodes
@@ -91,21 +92,6 @@ def test_visited_pages_skip_turns_that_stay():
     assert visited_pages("page_1", rows) == ["page_1", "page_3", "page_1"]
 
 
-@pytest.mark.parametrize("k, n, low, high", [
-    (0, 10, 0.0, 0.2775),  # no success: the interval still reaches 27.75%
-    (5, 10, 0.2366, 0.7634),
-    (10, 10, 0.7225, 1.0),
-    (137, 137, 0.9727, 1.0),
-])
-def test_wilson_interval(k, n, low, high):
-    lo, hi = wilson(k, n)
-    assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
-
-
-def test_wilson_of_nothing_is_none():
-    assert wilson(0, 0) is None
-
-
 def test_failure_summary_tallies_by_page_icon_and_length():
     episodes = [  # (path length, rows) with start page_1, target page_3
         (1, ended([click("page_1", "page_3"), complete("page_3")])),
@@ -124,7 +110,12 @@ def test_failure_summary_tallies_by_page_icon_and_length():
     by_length = {r["length"]: r for r in s["by_length"]}
     assert by_length[1]["episodes"] == 2 and by_length[1]["strict"]["rate"] == 50.0
     assert by_length[2]["strict"]["rate"] == 0.0 and by_length[2]["lenient"]["rate"] == 50.0
-    assert by_length[2]["strict"]["high"] == round(100 * wilson(0, 2)[1], 2)
+    assert by_length[2]["strict"]["high"] == round(wilson(0, 2)[1], 2)
+
+
+def test_the_viewer_has_no_wilson_of_its_own():
+    assert aggregate.wilson is wilson  # the package's one formula (gelab.eval.intervals), in percent
+    assert aggregate.rate_with_interval(0, 1) == {"k": 0, "rate": 0.0, "low": 0.0, "high": 79.35}
 
 
 # --- reading logs -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from gelab.env.navigation import Navigator
 from gelab.errors import InputError
-from gelab.eval.intervals import SUFFIX, bootstrap_mean
+from gelab.eval.intervals import COUNT, SUFFIX, bootstrap_mean
 from gelab.eval.policies import Observation, Policy
 from gelab.eval.records import AppendLog
 from gelab.eval.static import percent
@@ -115,7 +115,8 @@ def _pass_block(per_task: dict[str, tuple[int, list[bool]]], seed: int, mode: st
         return {"pass@1": 100.0 * sum(one) / len(one) if items else None,
                 "pass@k": percent(int(sum(some)), len(some)),
                 "pass@1" + SUFFIX: bootstrap_mean(one, seed, mode, bucket, "pass@1"),
-                "pass@k" + SUFFIX: bootstrap_mean(some, seed, mode, bucket, "pass@k")}
+                "pass@k" + SUFFIX: bootstrap_mean(some, seed, mode, bucket, "pass@k"),
+                "pass@1" + COUNT: len(items), "pass@k" + COUNT: len(items)}
 
     per_path = {}
     for length in sorted({n for n, _ in per_task.values()}):
@@ -128,7 +129,8 @@ def interactive_metrics(runs: Sequence[Attempt], attempts: int, max_steps: int, 
     """The metrics JSON: ``k``, ``strict`` and ``lenient`` blocks, plus step, miss and invalid counts.
 
     Pass@1 and Pass@k carry 95 % intervals (``pass@1_ci95``, ...) from a bootstrap over tasks seeded
-    by ``seed`` (:mod:`gelab.eval.intervals`).
+    by ``seed``, never narrower than the Wilson interval over those tasks, and the task count they are
+    over (``pass@1_n``, ``pass@k_n``; :mod:`gelab.eval.intervals`).
     """
     strict: dict[str, tuple[int, list[bool]]] = {}
     lenient: dict[str, tuple[int, list[bool]]] = {}

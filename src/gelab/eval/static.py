@@ -40,7 +40,7 @@ import msgspec
 
 from gelab import format as fmt
 from gelab.errors import InputError
-from gelab.eval.intervals import SUFFIX, wilson
+from gelab.eval.intervals import COUNT, SUFFIX, wilson
 
 NAVIGATION = "navigation"
 ICON_KINDS = ("captioning", "grounding")
@@ -294,7 +294,8 @@ def percent(right: int, total: int) -> float | None:
 
 def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
     """The metrics JSON of the static benchmark (keys described in the module docstring), each
-    percentage with its 95 % Wilson interval beside it (``KEY_ci95``, :mod:`gelab.eval.intervals`)."""
+    percentage with its 95 % Wilson interval and the steps or tasks it is over beside it (``KEY_ci95``,
+    ``KEY_n``; :mod:`gelab.eval.intervals`)."""
     actions = [fmt.parse_action(r.prediction) for r in records]
     correct = [step_correct(r, a) for r, a in zip(records, actions)]
     nav = [(r, ok) for r, ok in zip(records, correct) if r.kind == NAVIGATION]
@@ -329,9 +330,10 @@ def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
 
 
 def _rate(key: str, outcomes: Sequence[bool]) -> dict[str, Any]:
-    """``{key: percent right, key_ci95: Wilson interval}`` (both None for no outcomes)."""
+    """``{key: percent right, key_ci95: Wilson interval, key_n: outcomes counted}`` (rate and interval
+    None for no outcomes)."""
     right = sum(outcomes)
-    return {key: percent(right, len(outcomes)), key + SUFFIX: wilson(right, len(outcomes))}
+    return {key: percent(right, len(outcomes)), key + SUFFIX: wilson(right, len(outcomes)), key + COUNT: len(outcomes)}
 
 
 def score_file(predictions: str | Path, samples: str | Path | Sequence[dict[str, Any]] | None = None,

@@ -4,8 +4,8 @@ A metrics file is ``metrics/<model>/<kind>.json``; ``kind`` selects its Struct i
 Every required key must be present, no other key may appear, percentages are finite numbers in
 0..100 (or ``null`` for an empty bucket, shown as "—"), counts are non-negative integers. Strings,
 booleans, NaN and infinities are errors. Each percentage may have its 95 % interval beside it,
-``KEY_ci95`` = [low, high] (:mod:`gelab.eval.intervals`); files written before intervals existed
-have none. A problem raises :class:`MetricsError` whose message names the file and the dotted key.
+``KEY_ci95`` = [low, high], and the number of steps or tasks it is over, ``KEY_n``
+(:mod:`gelab.eval.intervals`); files written before intervals (or counts) existed have none. A problem raises :class:`MetricsError` whose message names the file and the dotted key.
 To add a key that an evaluation starts writing, add it here.
 """
 
@@ -47,6 +47,7 @@ class Interval(Struct, array_like=True, forbid_unknown_fields=True):
 
 
 CI = Union[Interval, None, UnsetType]  # None: an empty bucket; UNSET: a file without intervals
+N = Union[Count, UnsetType]  # KEY_n: the steps or tasks behind KEY and KEY_ci95; UNSET: a file without counts
 
 
 class _Schema(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -60,6 +61,8 @@ class StaticPath(_Schema):
     task_success: Percent | None
     step_accuracy_ci95: CI = UNSET
     task_success_ci95: CI = UNSET
+    step_accuracy_n: N = UNSET
+    task_success_n: N = UNSET
 
 
 class Static(_Schema):
@@ -72,15 +75,21 @@ class Static(_Schema):
     path_ci95: CI = UNSET
     overall_ci95: CI = UNSET
     task_success_ci95: CI = UNSET
+    edge_n: N = UNSET
+    path_n: N = UNSET
+    overall_n: N = UNSET
+    task_success_n: N = UNSET
     tasks: Count | UnsetType = UNSET  # navigation tasks and steps scored
     steps: Count | UnsetType = UNSET
     unparseable: Count | UnsetType = UNSET
     captioning: Percent | None | UnsetType = UNSET  # icon rows, when the file has them
     captioning_ci95: CI = UNSET
     captioning_samples: Count | UnsetType = UNSET
+    captioning_n: N = UNSET
     grounding: Percent | None | UnsetType = UNSET
     grounding_ci95: CI = UNSET
     grounding_samples: Count | UnsetType = UNSET
+    grounding_n: N = UNSET
 
 
 class PassPath(_Schema):
@@ -89,6 +98,8 @@ class PassPath(_Schema):
     passk: Percent | None = field(name="pass@k")
     pass1_ci95: CI = field(name="pass@1_ci95", default=UNSET)
     passk_ci95: CI = field(name="pass@k_ci95", default=UNSET)
+    pass1_n: N = field(name="pass@1_n", default=UNSET)
+    passk_n: N = field(name="pass@k_n", default=UNSET)
 
 
 class PassBlock(_Schema):
@@ -97,6 +108,8 @@ class PassBlock(_Schema):
     per_path: dict[PathLength, PassPath]
     pass1_ci95: CI = field(name="pass@1_ci95", default=UNSET)
     passk_ci95: CI = field(name="pass@k_ci95", default=UNSET)
+    pass1_n: N = field(name="pass@1_n", default=UNSET)
+    passk_n: N = field(name="pass@k_n", default=UNSET)
 
 
 class Interactive(_Schema):
@@ -234,3 +247,9 @@ def interval(data: Mapping[str, Any] | None, *keys: str) -> tuple[float, float] 
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
         return float(ci[0]), float(ci[1])
     return None
+
+
+def count(data: Mapping[str, Any] | None, *keys: str) -> int | None:
+    """The steps or tasks stored beside ``data[k1]...[kn]`` (key ``kn_n``), or None."""
+    n = lookup(data, *keys[:-1], keys[-1] + "_n")
+    return None if n is None else int(n)

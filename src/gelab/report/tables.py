@@ -4,7 +4,8 @@
 number to show (the paper does not report it, or one side of a Δ is absent). Δ = ours − paper in
 percentage points. Models: the paper's (targets file order) and then any extra model that has run.
 
-Ours carries its 95 % interval when the metrics file has one ("12.50 [8.1, 17.9]"). A Δ whose paper
+Ours carries its 95 % interval and the number of tasks (steps, for step accuracy) it is over when the
+metrics file has them ("12.50 [8.1, 17.9] n=14"). A Δ whose paper
 number lies inside our interval, or a stage-to-stage change whose two intervals overlap, is marked
 :data:`WITHIN` ("≈"): the difference is within the evaluation's sampling noise.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gelab.report.collect import TRAIN_STAGES, RunMetrics
-from gelab.report.schema import interval, lookup
+from gelab.report.schema import count, interval, lookup
 from gelab.report.targets import Targets
 
 MISSING = "missing"
@@ -30,15 +31,17 @@ def display(model: str) -> str:
     return DISPLAY.get(model, model)
 
 
-def fmt(value: float | None, present: bool = True, ci: tuple[float, float] | None = None) -> str:
+def fmt(value: float | None, present: bool = True, ci: tuple[float, float] | None = None,
+        n: int | None = None) -> str:
     if value is None:
         return NONE if present else MISSING
-    return f"{value:.2f}" if ci is None else f"{value:.2f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return (f"{value:.2f}" + ("" if ci is None else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
+            + ("" if n is None else f" n={n}"))
 
 
 def cell(data: dict[str, Any] | None, *keys: str) -> str:
-    """One number of a metrics file with its interval, if any ("missing" when there is no file)."""
-    return fmt(lookup(data, *keys), data is not None, interval(data, *keys))
+    """One number of a metrics file with its interval and count, if any ("missing" when there is no file)."""
+    return fmt(lookup(data, *keys), data is not None, interval(data, *keys), count(data, *keys))
 
 
 def triple(ours_file: dict[str, Any] | None, paper_file: dict[str, Any] | None, *keys: str) -> list[str]:
@@ -210,8 +213,9 @@ def report_markdown(run: RunMetrics, targets: Targets, *, targets_path: str, met
             "Δ = ours − paper in percentage points. **missing** = the stage that writes this number has "
             "not run; **—** = no number (not reported by the paper, or a Δ with one side absent). "
             "Ours comes with its 95 % interval in brackets where the metrics file has one (Wilson for "
-            "step and task rates, a seeded bootstrap over tasks for Pass@1 and Pass@k; "
-            "`docs/evaluation.md`); " + WITHIN + " after a Δ = the paper's number lies inside our "
+            "step and task rates, a seeded bootstrap over tasks for Pass@1 and Pass@k, never narrower "
+            "than the Wilson interval over those tasks; `docs/evaluation.md`) and n = the tasks (steps, "
+            "for step accuracy) it is over; " + WITHIN + " after a Δ = the paper's number lies inside our "
             "interval.\n\n"
             f"Metrics files read: {', '.join(found) if found else 'none'}.\n")
     if run.ignored:

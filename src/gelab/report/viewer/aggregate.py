@@ -15,17 +15,16 @@ or on an element that leads nowhere), an **invalid** output (unparseable text).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from gelab import format as fmt
+from gelab.eval.intervals import wilson
 
 SUCCESS, PREMATURE, CAP, UNFINISHED = "success", "premature_complete", "cap", "unfinished"
 OUTCOMES = (SUCCESS, PREMATURE, CAP, UNFINISHED)
 LOOP, MISS, INVALID = 1, 2, 4  # bits of Summary.flags
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 Row = Mapping[str, Any]
 
@@ -93,26 +92,12 @@ def summarize(start: str, target: str, rows: Sequence[Row]) -> Summary:
                    sum(is_miss(r) for r in rows), sum(r["action"] == fmt.INVALID for r in rows), len(rows))
 
 
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a binomial proportion, as fractions; None when ``n`` is 0."""
-    if n == 0:
-        return None
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _pct(x: float) -> float:
-    return round(100 * x, 2)
-
-
 def rate_with_interval(successes: int, n: int) -> dict[str, Any]:
-    """``{"k", "rate", "low", "high"}`` in percent (rate and bounds None when ``n`` is 0)."""
+    """``{"k", "rate", "low", "high"}`` in percent, rounded to 0.01, with the 95 % Wilson interval of
+    :func:`gelab.eval.intervals.wilson` (rate and bounds None when ``n`` is 0)."""
     ci = wilson(successes, n)
-    return {"k": successes, "rate": _pct(successes / n) if n else None,
-            "low": _pct(ci[0]) if ci else None, "high": _pct(ci[1]) if ci else None}
+    return {"k": successes, "rate": round(100 * successes / n, 2) if n else None,
+            "low": round(ci[0], 2) if ci else None, "high": round(ci[1], 2) if ci else None}
 
 
 def success_by_length(items: Iterable[tuple[int, Summary]]) -> list[dict[str, Any]]:
