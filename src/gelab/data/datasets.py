@@ -212,7 +212,8 @@ def build_all(params: DataParams, base: Source, variants: dict[str, Source], out
                 "environments": {name: {"path": src.image_root, "sha256": _fingerprint(src)}
                                  for name, src in {"base": base, **variants}.items()}}
     with atomic_directory(out) as tmp:
-        for name in tqdm(list(encoded), desc="write datasets", unit="file", disable=not progress):
-            atomic_write_bytes(tmp / name, encoded[name])
+        with tqdm(list(encoded), desc="write datasets", unit="file", disable=not progress) as bar:
+            for name in bar:
+                atomic_write_bytes(tmp / name, encoded[name])
         atomic_write_json(tmp / "manifest.json", manifest)
     return counts

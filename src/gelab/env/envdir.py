@@ -31,6 +31,7 @@ from gelab.env.structure import (
     load_structure,
     parse_structure,
 )
+from gelab.interrupts import quiet_worker
 from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_text
 from gelab.params import PATCH_GROUP, EnvParams
 
@@ -105,19 +106,18 @@ def write_environment(out: str | Path, structure: EnvStructure, art: dict[str, s
         atomic_write_text(tmp / ART_FILE, _art_document(art, settings, extra))
         (tmp / IMAGES).mkdir()
         (tmp / MODEL_IMAGES).mkdir()
-        bar = tqdm(total=len(page_ids), desc=f"render {out.name}", unit="page", disable=not progress)
-        if workers > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
-                results = pool.imap_unordered(_render_one, page_ids, chunksize=4)
-                for page_id, full, small in results:
-                    _save(tmp, structure, page_id, full, small)
+        with tqdm(total=len(page_ids), desc=f"render {out.name}", unit="page", disable=not progress) as bar:
+            if workers > 1:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(workers, initializer=quiet_worker) as pool:  # leaving the block terminates it
+                    results = pool.imap_unordered(_render_one, page_ids, chunksize=4)
+                    for page_id, full, small in results:
+                        _save(tmp, structure, page_id, full, small)
+                        bar.update()
+            else:
+                for page_id in page_ids:
+                    _save(tmp, structure, *_render_one(page_id))
                     bar.update()
-        else:
-            for page_id in page_ids:
-                _save(tmp, structure, *_render_one(page_id))
-                bar.update()
-        bar.close()
         _WORKER_STATE.clear()
         written = load_environment(tmp)  # the folder as readers will see it, checked before the rename
         check_images(written)

@@ -181,4 +181,5 @@ def case_figures(env: Environment, runs: Mapping[str, Sequence[EpisodeLog]], mod
         raise InputError(f"case studies: count must be 0 or more, got {count}")
     nav = Navigator(env.structure)
     cases = choose_cases(runs, list(models), count, nav) if models else []
-    return [case_figure(env, nav, c) for c in tqdm(cases, desc="view: case studies", disable=not progress)]
+    with tqdm(cases, desc="view: case studies", disable=not progress) as bar:
+        return [case_figure(env, nav, c) for c in bar]

@@ -142,13 +142,13 @@ def build_site(out: str | Path, env: Environment, runs: Mapping[str, Sequence[Ep
         put("data/index.js", _assign("GELAB_INDEX", index_payload(tasks, scored, sources, chunk_size)))
         put("data/summary.js", _assign("GELAB_SUMMARY", summary))
         pictures = [(name, e, page) for name, e in envs.items() for page in e.structure.pages]
-        for name, e, page in tqdm(pictures, desc="view: screenshots", unit="page", disable=not progress):
-            put(f"img/{name}/{page}{IMAGE_SUFFIX}", jpeg_bytes(page_picture(e, page, image_width)))
+        with tqdm(pictures, desc="view: screenshots", unit="page", disable=not progress) as bar:
+            for name, e, page in bar:
+                put(f"img/{name}/{page}{IMAGE_SUFFIX}", jpeg_bytes(page_picture(e, page, image_width)))
         total = sum(len(eps) for eps in scored.values())
-        bar = tqdm(total=total, desc="view: episodes", unit="episode", disable=not progress)
-        for model, eps in scored.items():
-            for k, lo in enumerate(range(0, len(eps), chunk_size)):
-                put(f"data/chunks/{model}/{k}.js", chunk_script(model, k, eps[lo:lo + chunk_size]))
-                bar.update(len(eps[lo:lo + chunk_size]))
-        bar.close()
+        with tqdm(total=total, desc="view: episodes", unit="episode", disable=not progress) as bar:
+            for model, eps in scored.items():
+                for k, lo in enumerate(range(0, len(eps), chunk_size)):
+                    put(f"data/chunks/{model}/{k}.js", chunk_script(model, k, eps[lo:lo + chunk_size]))
+                    bar.update(len(eps[lo:lo + chunk_size]))
     return {"episodes": total, "files": files, "bytes": size}
