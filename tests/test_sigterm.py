@@ -161,3 +161,99 @@ def test_eval_interactive_keeps_its_log_and_resumes(small_env, tmp_path: Path, r
     run_cli(*argv, check=True)  # resumes
     assert log.read_bytes().startswith(kept) and json.loads(metrics.read_text())["episodes"] == 60
 
+
+# --- a training stage: ms-swift's process tree is stopped, and the run resumes ---------------------
+
+FAKE_SWIFT = r'''#!{python}
+"""A stand-in for `swift sft`: like ms-swift's command, it runs the trainer (torchrun) as its child."""
+import subprocess, sys
+sys.exit(subprocess.run([{python!r}, {trainer!r}, *sys.argv[1:]]).returncode)
+'''
+
+FAKE_TRAINER = r'''
+"""The trainer under the stand-in: logs a step every 0.3 s and saves a checkpoint every --save_steps."""
+import json, os, sys, time
+from pathlib import Path
+
+args = sys.argv[1:]
+opt = lambda name: args[args.index(name) + 1] if name in args else None
+out = Path(opt("--output_dir"))
+max_steps, save = int(opt("--max_steps")), int(opt("--save_steps"))
+resume = opt("--resume_from_checkpoint")
+out.mkdir(parents=True, exist_ok=True)
+(out / "trainer.pid").write_text(str(os.getpid()))
+with open(out / "logging.jsonl", "a") as log:
+    for step in range(int(Path(resume).name.split("-")[1]) + 1 if resume else 1, max_steps + 1):
+        time.sleep(0.3)
+        log.write(json.dumps({"loss": 10.0 + step, "global_step/max_steps": f"{step}/{max_steps}"}) + "\n")
+        log.flush()
+        if step % save == 0 or step == max_steps:
+            ck = out / f"checkpoint-{step}"
+            ck.mkdir()
+            for name in ("model.safetensors", "config.json"):
+                (ck / name).write_text("{}")
+            (ck / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    log.write(json.dumps({"train_runtime": 1.0, "global_step/max_steps": f"{max_steps}/{max_steps}"}) + "\n")
+'''
+
+TRAIN = r'''
+import sys
+import gelab.train.training as training
+training.HEARTBEAT_S = 0.2
+training.shutil.which = lambda *a, **k: sys.argv[1]
+from gelab.cli import main
+sys.exit(main(["train", "sft", "--params", sys.argv[2], "--init", "base", "--out", "build/sft"]))
+'''
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_training_stage_stops_the_swift_tree_and_resumes(tmp_path: Path) -> None:
+    """Before: exit -15 with no message, and ms-swift and its trainer went on training without gelab."""
+    import csv
+
+    import yaml
+
+    root = tmp_path / "clone"
+    (root / "base").mkdir(parents=True)
+    (root / "base" / "config.json").write_text("{}")
+    (root / "data").mkdir()
+    (root / "data" / "sft.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["sft"].update(dataset="data/sft.jsonl", max_samples=0, max_steps=12, save_steps=3, save_total_limit=5,
+                         per_device_batch=2, grad_accum=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    trainer = tmp_path / "trainer.py"
+    trainer.write_text(FAKE_TRAINER)
+    fake = tmp_path / "swift"
+    fake.write_text(FAKE_SWIFT.format(python=sys.executable, trainer=str(trainer)))
+    fake.chmod(0o755)
+    run = root / "build" / "sft" / "run"
+    command = [sys.executable, "-c", TRAIN, str(fake), "params.yaml"]
+
+    proc = subprocess.Popen(command, cwd=root, env=_env(), text=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    log = run / "logging.jsonl"
+    code, err = _terminate(proc, lambda: log.exists() and log.read_text().count("\n") >= 5)  # after checkpoint-3
+    _check_terminated(code, err, "train")
+    pid = int((run / "trainer.pid").read_text())
+    assert not _alive(pid)  # the trainer (ms-swift's child) got the signal too
+    logged = log.read_text()
+    time.sleep(1.0)
+    assert log.read_text() == logged  # nothing trains on
+    attempts = json.loads((run / "gelab_attempts.json").read_text())["attempts"]
+    assert [a["status"] for a in attempts] == ["terminated"]
+
+    again = subprocess.run(command, cwd=root, env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "resuming from" in again.stdout, again.stderr[-3000:]
+    with open(root / "metrics" / "train" / "sft_steps.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 13))  # each step once
+    summary = json.loads((root / "metrics" / "train" / "sft.json").read_text())
+    assert summary["steps"] == 12 and summary["attempts"] == 2

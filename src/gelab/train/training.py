@@ -18,7 +18,8 @@ continues from the last one (``--resume_from_checkpoint``); otherwise it starts 
 run was interrupted, the step log keeps one row per logged step, from the attempt whose weights the
 final checkpoint holds (:func:`timeline`), and the summary's wall time and throughput cover every
 attempt (``run/gelab_attempts.json``, kept up to date while ms-swift runs, so a killed attempt counts
-too).
+too). Ctrl-C, SIGTERM or SIGHUP of gelab stops ms-swift and every process under it (torchrun, the
+ranks: SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`); the next run resumes as after a kill.
 
 Machine paths: ms-swift writes the absolute path of the clone into ``args.json``, ``logging.jsonl``,
 ``trainer_state.json`` and ``completions.jsonl``; after every attempt the text files of ``OUT`` have
@@ -35,6 +36,7 @@ comes from ``WANDB_API_KEY`` in the environment, never from a file).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -53,6 +55,7 @@ from typing import Any
 import msgspec
 
 from gelab.errors import GelabError, InputError
+from gelab.interrupts import Terminated
 from gelab.io import (
     atomic_directory,
     atomic_write_bytes,
@@ -538,6 +541,7 @@ def resumed_totals(log: list[dict[str, Any]], run_dir: Path, steps: list[dict[st
 FINISHED = "gelab_finished.json"  # written when ms-swift ends a run successfully
 ATTEMPTS = "gelab_attempts.json"  # every launch of ms-swift in this run and its wall time so far
 HEARTBEAT_S = 10.0  # how often the running attempt's wall time is written (a killed attempt loses at most this)
+STOP_GRACE_S = 30.0  # after SIGTERM, how long ms-swift and its ranks may take to end before SIGKILL
 TEXT_SUFFIXES = (".json", ".jsonl", ".txt", ".csv", ".yaml", ".yml", ".sh", ".md", ".log")
 
 
@@ -574,15 +578,48 @@ def run_attempt(command: list[str], env: dict[str, str], run_dir: Path, resumed_
                 break
             except subprocess.TimeoutExpired:
                 save()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        entry["status"] = "interrupted"
+    except BaseException as exc:  # Ctrl-C, SIGTERM (gelab.interrupts) or an error of gelab's own
+        stop_tree(proc)
+        entry["status"] = "terminated" if isinstance(exc, Terminated) else "interrupted"
         save()
         raise
     entry["status"] = f"exit {code}"
     save()
     return code, time.perf_counter() - start
+
+
+def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
+    """Stop ``proc`` and every process under it (ms-swift, torchrun, the ranks): SIGTERM to each, then
+    SIGKILL to those still running after ``grace_s`` seconds."""
+    import psutil
+
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)  # before the parents die and orphan them
+    except psutil.Error:
+        below = []
+    for p in below:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    if proc.poll() is None:
+        proc.terminate()
+    deadline = time.monotonic() + grace_s
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+    def running(p: psutil.Process) -> bool:  # an orphan's zombie, waiting for init to reap it, has ended
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    while (alive := [p for p in below if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 def total_wall(run_dir: Path) -> float:
