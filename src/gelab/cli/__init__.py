@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from gelab.errors import GelabError
+from gelab.errors import MESSAGE_LIMIT, GelabError, quote, shorten
 from gelab.interrupts import Terminated, stop_on_signals
 
 # Modules that define ``register(subparsers)``; one line per area, in pipeline order.
@@ -35,7 +35,7 @@ def at_least(minimum: int):  # type: ignore[no-untyped-def]
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {quote(text)}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             message = str(exc)
         message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a file held
-        print(f"gelab {args.command}: error: {message}", file=sys.stderr)
+        print(f"gelab {args.command}: error: {shorten(message, MESSAGE_LIMIT)}", file=sys.stderr)
         return 2
     except Terminated as exc:
         if args.debug:

@@ -54,7 +54,7 @@ from typing import Any
 
 import msgspec
 
-from gelab.errors import GelabError, InputError
+from gelab.errors import GelabError, InputError, quote
 from gelab.interrupts import Terminated
 from gelab.io import (
     atomic_directory,
@@ -124,7 +124,7 @@ class TrainParams(msgspec.Struct, frozen=True, kw_only=True):
 
     def stage(self, name: str) -> SftParams | RlParams:
         if name not in STAGES:
-            raise InputError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+            raise InputError(f"unknown stage {quote(name)} (known: {', '.join(STAGES)})")
         return getattr(self, name)
 
 
@@ -294,7 +294,7 @@ def curriculum_rows(rows: list[dict[str, Any]], max_path_length: int) -> list[di
         return rows
     missing = next((r.get("id", i) for i, r in enumerate(rows, 1) if not isinstance(r.get("path_length"), int)), None)
     if missing is not None:
-        raise InputError(f"row {missing!r}: no whole-number path_length (max_path_length needs the task's length)")
+        raise InputError(f"row {quote(missing)}: no whole-number path_length (max_path_length needs the task's length)")
     return [r for r in rows if r["path_length"] <= max_path_length]
 
 

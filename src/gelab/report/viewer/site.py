@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.io import atomic_directory
 from gelab.report.viewer.aggregate import OUTCOMES, Summary, failure_summary, summarize
 from gelab.report.viewer.assets import asset_files
@@ -53,7 +53,7 @@ def _check_pages(env: Environment, e: EpisodeLog, where: str) -> None:
     pages = env.structure.pages
     for name in (e.start, e.target, *(r["page"] for r in e.rows), *(r["new_page"] for r in e.rows)):
         if name not in pages:
-            raise InputError(f"{where}: episode {e.key}: page {name!r} is not in the environment {env.root}")
+            raise InputError(f"{where}: episode {e.key}: page {quote(name)} is not in the environment {env.root}")
 
 
 def task_table(env: Environment, runs: Mapping[str, Sequence[EpisodeLog]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
