@@ -264,3 +264,38 @@ def test_files_that_are_not_utf8_are_named_with_file_and_line(tmp_path: Path, ru
         result = run_cli(*argv)
         assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, \
             (argv, result.stderr)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values | st.text(min_size=150, max_size=400) | st.lists(st.text(max_size=60), min_size=3, max_size=12))
+def test_error_messages_quote_a_value_as_repr_cut_at_200_characters(value: Any) -> None:
+    from gelab.errors import quote
+
+    text = repr(value)
+    if len(text) <= 200:
+        assert quote(value) == text
+    else:
+        assert quote(value).startswith(text[:200] + "… (") and len(quote(value)) < 230
+
+
+def _alias_bomb(levels: int = 7, width: int = 9) -> str:
+    """YAML whose anchors nest ``levels`` deep: a few hundred bytes that expand to ``width ** levels`` strings."""
+    text = "a0: &a0 [" + ", ".join(["lol"] * width) + "]\n"
+    for i in range(1, levels):
+        text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]\n"
+    return text
+
+
+def test_huge_values_in_a_params_file_are_quoted_short(tmp_path: Path) -> None:
+    """Before: the one-line error echoed the whole value, 34 MB on one line for the alias bomb."""
+    cases = {
+        "bomb": (_alias_bomb() + "env: *a6\n", "env: expected a mapping, got [[[[[[['lol', 'lol', ", "(9 items)"),
+        "long": ("env:\n  seed: " + "x" * 1_000_000 + "\n", "env.seed: expected int, got 'xxxx", "(1000000 chars)"),
+    }
+    for name, (text, start, size) in cases.items():
+        params = tmp_path / f"{name}.yaml"
+        params.write_text(text)
+        code, err = _run(["env", "generate", "--params", str(params), "--out", str(tmp_path / "env")])
+        assert code == 2 and err.count("\n") == 1 and len(err) < 1000, err[:2000]
+        assert f"{params}: {start}" in err and f"… {size}" in err, err
+        assert not (tmp_path / "env").exists()

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -95,7 +95,7 @@ def _unique_key_loader() -> type:
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                        None, None, f"duplicate key {quote(key)}", key_node.start_mark)
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 

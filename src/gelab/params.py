@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 
 T = TypeVar("T")
 
@@ -71,7 +71,8 @@ class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
 
 def _box(name: str, box: list[int], canvas: list[int]) -> None:
     if len(box) != 4 or not (0 <= box[0] < box[2] <= canvas[0] and 0 <= box[1] < box[3] <= canvas[1]):
-        raise ValueError(f"{name}: must be [x1, y1, x2, y2] with x1 < x2, y1 < y2 inside the canvas {canvas}, got {box}")
+        raise ValueError(f"{name}: must be [x1, y1, x2, y2] with x1 < x2, y1 < y2 inside the canvas {canvas}, "
+                         f"got {quote(box)}")
 
 
 class EnvParams(Section, frozen=True):
@@ -92,7 +93,7 @@ class EnvParams(Section, frozen=True):
 
     def check(self) -> None:
         if len(self.canvas) != 2:
-            raise ValueError(f"canvas: must be [width, height], got {self.canvas}")
+            raise ValueError(f"canvas: must be [width, height], got {quote(self.canvas)}")
         for name in ("back_box", "home_box", "title_box"):
             _box(name, getattr(self, name), self.canvas)
         if any(x + self.icon_size > self.canvas[0] for x in self.grid_x) or \
@@ -101,8 +102,8 @@ class EnvParams(Section, frozen=True):
         for name in ("grid_x", "grid_y"):  # hit tests are inclusive: slots whose edges touch overlap
             edges = sorted(getattr(self, name))
             if any(b - a <= self.icon_size for a, b in zip(edges, edges[1:])):
-                raise ValueError(f"{name}: slots of {self.icon_size} px overlap (edges {getattr(self, name)} must "
-                                 f"be more than icon_size apart)")
+                raise ValueError(f"{name}: slots of {self.icon_size} px overlap "
+                                 f"(edges {quote(getattr(self, name))} must be more than icon_size apart)")
         slots = [(x, y, x + self.icon_size, y + self.icon_size) for y in self.grid_y for x in self.grid_x]
         boxes = [("back_box", self.back_box), ("home_box", self.home_box), ("title_box", self.title_box)]
         for i, (name, a) in enumerate(boxes):
@@ -111,9 +112,10 @@ class EnvParams(Section, frozen=True):
                 if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
                     raise ValueError(f"{name}: {a} overlaps {other} {list(b)} (edges count as inside)")
         if not self.branching or max(self.branching) > len(slots):
-            raise ValueError(f"branching: each entry must be 0..{len(slots)} (the grid slots), got {self.branching}")
+            raise ValueError(f"branching: each entry must be 0..{len(slots)} (the grid slots), "
+                             f"got {quote(self.branching)}")
         if self.branching[0] < 1:
-            raise ValueError(f"branching: the root needs at least one child, got {self.branching}")
+            raise ValueError(f"branching: the root needs at least one child, got {quote(self.branching)}")
         if self.model_image_size % PATCH_GROUP:
             raise ValueError(f"model_image_size: must be a multiple of {PATCH_GROUP} (the model's patch grid), "
                              f"got {self.model_image_size}")
@@ -129,7 +131,7 @@ class VariantParams(Section, frozen=True):
     def check(self) -> None:
         bad = [k for k in self.kinds if k not in VARIANT_KINDS]
         if bad or len(set(self.kinds)) != len(self.kinds):
-            raise ValueError(f"kinds: distinct names from {', '.join(VARIANT_KINDS)}, got {self.kinds}")
+            raise ValueError(f"kinds: distinct names from {', '.join(VARIANT_KINDS)}, got {quote(self.kinds)}")
 
 
 class DataParams(Section, frozen=True):
@@ -157,7 +159,7 @@ class DataParams(Section, frozen=True):
                 raise ValueError(f"{name}: {getattr(self, name)} must be one of rl_subtrees {self.rl_subtrees}")
         bad = [k for k in self.ood_variants if k not in VARIANT_KINDS]
         if bad:
-            raise ValueError(f"ood_variants: {bad[0]!r} is not one of {', '.join(VARIANT_KINDS)}")
+            raise ValueError(f"ood_variants: {quote(bad[0])} is not one of {', '.join(VARIANT_KINDS)}")
 
 
 class TinyModelParams(Section, frozen=True):
@@ -227,12 +229,12 @@ class LaunchParams(Section, frozen=True):
                    "attn_impl": ("sdpa", "eager", "flash_attn")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}: must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(f"{name}: must be one of {', '.join(allowed)}, got {quote(getattr(self, name))}")
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank: must be below nnodes ({self.nnodes}), got {self.node_rank}")
         bad = next((k for k, v in self.extra_env.items() if not ENV_NAME.fullmatch(k) or "\0" in v), None)
         if bad is not None:
-            raise ValueError(f"extra_env: {bad!r} is not a usable environment variable (name: letters, digits, _)")
+            raise ValueError(f"extra_env: {quote(bad)} is not a usable environment variable (name: letters, digits, _)")
         if self.nnodes > 1 and LOOPBACK.match(self.master_addr):
             raise ValueError(f"master_addr: {self.master_addr} is this machine only; with nnodes {self.nnodes} "
                              "write node 0's address, or \"\" and set MASTER_ADDR on every node")
@@ -303,7 +305,7 @@ class RlParams(TrainStage, frozen=True):
             raise ValueError(f"per_device_batch: per_device_batch × grad_accum ({self.per_device_batch} × "
                              f"{self.grad_accum}) must be a multiple of num_generations ({self.num_generations})")
         if self.vllm_mode not in ("colocate", "server"):
-            raise ValueError(f"vllm_mode: must be colocate or server, got {self.vllm_mode!r}")
+            raise ValueError(f"vllm_mode: must be colocate or server, got {quote(self.vllm_mode)}")
         if not self.rewards:
             raise ValueError("rewards: at least one reward function")
         if self.warmup_ratio >= 1:
@@ -342,16 +344,16 @@ class EvalParams(Section, frozen=True):
 
     def check(self) -> None:
         if self.backend not in MODEL_BACKENDS:
-            raise ValueError(f"backend: must be one of {', '.join(MODEL_BACKENDS)}, got {self.backend!r}")
+            raise ValueError(f"backend: must be one of {', '.join(MODEL_BACKENDS)}, got {quote(self.backend)}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device: must be auto, cpu or cuda, got {self.device!r}")
+            raise ValueError(f"device: must be auto, cpu or cuda, got {quote(self.device)}")
         unknown = [p for p in self.reference_policies if p not in REFERENCE_POLICIES]
         if unknown or len(set(self.reference_policies)) != len(self.reference_policies):
             raise ValueError(f"reference_policies: distinct names from {', '.join(REFERENCE_POLICIES)}, "
                              f"got {self.reference_policies}")
         for name in self.checkpoints:
             if not MODEL_NAME.fullmatch(name) or name in REFERENCE_POLICIES:
-                raise ValueError(f"checkpoints: {name!r} is not a model name (a folder name under build/eval: "
+                raise ValueError(f"checkpoints: {quote(name)} is not a model name (a folder name under build/eval: "
                                  f"letters, digits, '_', '-', '.'; not a reference policy's)")
         if self.request_deadline_s < max(self.connect_timeout_s, self.read_timeout_s):
             raise ValueError(f"request_deadline_s: {self.request_deadline_s} is shorter than connect_timeout_s "
@@ -440,10 +442,10 @@ def _message(exc: msgspec.ValidationError, raw: Any, where: str) -> str:
         return f"{where}{key}.{unknown[1]}: unknown key"
     bound = re.match(r"Expected `(\w+)` (.+)$", text)
     if bound and not bound[2].startswith("got"):
-        return f"{where}{key}: must be {bound[2]}, got {value!r}"
+        return f"{where}{key}: must be {bound[2]}, got {quote(value)}"
     typed = re.match(r"Expected `(\w+)`, got `(\w+)`", text)
     if typed:
-        return f"{where}{key}: expected {_JSON_TYPES.get(typed[1], typed[1])}, got {value!r}"
+        return f"{where}{key}: expected {_JSON_TYPES.get(typed[1], typed[1])}, got {quote(value)}"
     missing = re.match(r"Object missing required field `([^`]+)`", text)
     if missing:
         return f"{where}{key}.{missing[1]}: missing key"

@@ -42,7 +42,7 @@ from gelab.data.datasets import Source, step_rows
 from gelab.data.datasets import mt_rl_rows as task_rows
 from gelab.env.envdir import load_environment
 from gelab.env.navigation import BACK, HOME, Navigator
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.backends import Sampling, make_backend
 from gelab.eval.interactive import interactive_metrics, run_episodes
 from gelab.eval.policies import ModelPolicy
@@ -135,7 +135,7 @@ def sft_rows(problem: Problem, sft_file: str | Path, source: Source, seed: int) 
     icon_ids = [f"grounding:{n}#0" for n in problem.icons]
     missing = [k for k in [*edge_ids, *icon_ids] if k not in by_id]
     if missing:
-        raise InputError(f"{sft_file}: no row {missing[0]!r} (SFT data with edge data of every subtree and "
+        raise InputError(f"{sft_file}: no row {quote(missing[0])} (SFT data with edge data of every subtree and "
                          "grounding rows, as `gelab data build` writes it)")
     rng = derived_rng(seed, "learning", "sft")
     first = [r for r in step_rows(source, problem.two_click, rng) if r["step"] == 0]

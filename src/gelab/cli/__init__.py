@@ -2,7 +2,9 @@
 
 A failure the user can cause (:class:`gelab.errors.GelabError`, a file that cannot be read) ends
 with one line on stderr and exit status 2; ``--debug`` shows the traceback instead. Anything else is
-a bug and keeps its traceback.
+a bug and keeps its traceback. Ctrl-C ends with "interrupted" and exit status 130, SIGTERM and SIGHUP
+with "terminated" and 128 + the signal's number (143, 129), after the same clean-up
+(:mod:`gelab.interrupts`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import argparse
 import importlib
 import sys
 
-from gelab.errors import GelabError
+from gelab.errors import MESSAGE_LIMIT, GelabError, quote, shorten
+from gelab.interrupts import Terminated, stop_on_signals
 
 # Modules that define ``register(subparsers)``; one line per area, in pipeline order.
 COMMAND_MODULES = [
@@ -32,7 +35,7 @@ def at_least(minimum: int):  # type: ignore[no-untyped-def]
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {quote(text)}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
@@ -52,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with stop_on_signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except (GelabError, OSError) as exc:
@@ -62,11 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             message = str(exc)
         message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a file held
-        print(f"gelab {args.command}: error: {message}", file=sys.stderr)
+        print(f"gelab {args.command}: error: {shorten(message, MESSAGE_LIMIT)}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        if args.debug:
+            raise
+        print(f"gelab {args.command}: terminated", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         if args.debug:
             raise
         print(f"gelab {args.command}: interrupted", file=sys.stderr)
         return 130
-

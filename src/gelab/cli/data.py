@@ -6,7 +6,7 @@ import argparse
 import time
 
 from gelab.env.envdir import load_environment
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.params import DataParams, load_section, replace
 
 
@@ -28,7 +28,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     for spec in args.variant or []:
         kind, _, path = spec.partition("=")
         if not path:
-            raise InputError(f"--variant expects KIND=DIR, got {spec!r}")
+            raise InputError(f"--variant expects KIND=DIR, got {quote(spec)}")
         variants[kind] = Source.of(load_environment(path), path)
     if not args.variant:
         params = replace(params, "command line: data", ood_variants=[])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gelab.env.envdir import RenderSettings, load_environment, write_environment
 from gelab.env.structure import STRUCTURE_FILE, load_structure
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.params import EnvParams, VariantParams, load_section, replace
 
 
@@ -21,7 +21,7 @@ def _env_params(args: argparse.Namespace) -> EnvParams:
         try:
             overrides["branching"] = [int(b) for b in args.branching.split(",")]
         except ValueError:
-            raise InputError(f"--branching: expected whole numbers separated by commas, got {args.branching!r}") \
+            raise InputError(f"--branching: expected whole numbers separated by commas, got {quote(args.branching)}") \
                 from None
     if args.model_image_size is not None:
         overrides["model_image_size"] = args.model_image_size

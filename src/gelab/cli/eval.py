@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gelab.cli import at_least
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.backends import MODEL_BACKENDS
 from gelab.eval.policies import REFERENCE_POLICIES
 from gelab.params import PATCH_GROUP, EvalParams, ModelParams, load_section, replace
@@ -99,9 +99,9 @@ def _check_inputs(args: argparse.Namespace, samples: list[dict[str, Any]] | None
         for i, sample in enumerate(samples, start=1):
             images = sample.get("images")
             if not isinstance(images, list) or not images or not isinstance(images[0], str):
-                raise InputError(f"{args.samples}: sample {sample.get('id', i)!r}: no image path (field images)")
+                raise InputError(f"{args.samples}: sample {quote(sample.get('id', i))}: no image path (field images)")
             if not Path(images[0]).is_file():
-                raise InputError(f"{images[0]}: missing image of sample {sample.get('id', i)!r} in {args.samples} "
+                raise InputError(f"{images[0]}: missing image of sample {quote(sample.get('id', i))} in {args.samples} "
                                  f"(build the environment and data first)")
     if env is not None:
         from gelab.env.envdir import check_images

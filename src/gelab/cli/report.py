@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.report.schema import MetricsError
 
 
@@ -14,7 +14,7 @@ def _curve_args(specs: list[str] | None) -> dict[str, Path]:
     for spec in specs or []:
         stage, _, path = spec.partition("=")
         if not path:
-            raise InputError(f"--curve expects STAGE=PATH, got {spec!r}")
+            raise InputError(f"--curve expects STAGE=PATH, got {quote(spec)}")
         curves[stage] = Path(path)
     return curves
 

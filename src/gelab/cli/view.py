@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from gelab.cli import at_least
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 
 TRAJECTORIES = "interactive/trajectories.jsonl"  # under EVAL_DIR/MODEL/ (the eval stages of dvc.yaml)
 
@@ -17,9 +17,9 @@ def _pairs(specs: list[str] | None, option: str) -> dict[str, str]:
     for spec in specs or []:
         name, _, path = spec.partition("=")
         if not name or not path:
-            raise InputError(f"{option} expects NAME=PATH, got {spec!r}")
+            raise InputError(f"{option} expects NAME=PATH, got {quote(spec)}")
         if name in out:
-            raise InputError(f"{option}: {name!r} given twice")
+            raise InputError(f"{option}: {quote(name)} given twice")
         out[name] = path
     return out
 
@@ -58,7 +58,8 @@ def cmd_view(args: argparse.Namespace) -> int:
             raise InputError("--variant: the name 'base' is the --env environment")
     unknown = [m for m in case_models if m not in logs] if args.cases else []
     if unknown:
-        raise InputError(f"--case-models: no trajectory log for {unknown[0]!r} (logs: {', '.join(logs) or 'none'})")
+        raise InputError(f"--case-models: no trajectory log for {quote(unknown[0])} "
+                         f"(logs: {', '.join(logs) or 'none'})")
     env = load_environment(args.env)
     variants = {name: load_environment(path) for name, path in variant_dirs.items()}
     runs = {check_model_name(m, "--run"): read_episodes(m, path) for m, path in logs.items()}

@@ -31,7 +31,7 @@ from gelab import format as fmt
 from gelab.env.envdir import ART_FILE, Environment
 from gelab.env.navigation import Navigator
 from gelab.env.structure import STRUCTURE_FILE, SYSTEM
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.io import (
     atomic_directory,
     atomic_write_bytes,
@@ -116,7 +116,7 @@ def icon_rows(src: Source, kind: str, per_icon: int, rng: random.Random) -> Iter
             elif kind == "captioning":
                 prompt = fmt.captioning_prompt(x, y, page)
             else:
-                raise ValueError(f"unknown icon task {kind!r}")
+                raise ValueError(f"unknown icon task {quote(kind)}")
             answer = fmt.click_text(name, page, x, y)
             yield {"id": f"{kind}:{name}#{i}", "kind": kind, "page": page, "action": fmt.CLICK, "gt_name": name,
                    "bbox_norm": list(box), "solution": answer, "messages": _messages(prompt, answer),
@@ -186,12 +186,12 @@ def check_splits(params: DataParams, roots: list[str], variants: dict[str, Sourc
              params.st_rl_subtree, params.mt_rl_subtree]
     for subtree in named:
         if subtree not in roots:
-            raise InputError(f"data: subtree {subtree!r} is not a child of page_0 (roots: {', '.join(roots)})")
+            raise InputError(f"data: subtree {quote(subtree)} is not a child of page_0 (roots: {', '.join(roots)})")
     if params.test_subtree in [*params.sft_subtrees, *params.rl_subtrees]:
         raise InputError(f"data.test_subtree {params.test_subtree} is also a training subtree")
     missing = [k for k in params.ood_variants if k not in variants]
     if missing:
-        raise InputError(f"data.ood_variants names {missing[0]!r} but no such variant environment was given")
+        raise InputError(f"data.ood_variants names {quote(missing[0])} but no such variant environment was given")
 
 
 def build_all(params: DataParams, base: Source, variants: dict[str, Source], out: str | Path,
@@ -212,7 +212,8 @@ def build_all(params: DataParams, base: Source, variants: dict[str, Source], out
                 "environments": {name: {"path": src.image_root, "sha256": _fingerprint(src)}
                                  for name, src in {"base": base, **variants}.items()}}
     with atomic_directory(out) as tmp:
-        for name in tqdm(list(encoded), desc="write datasets", unit="file", disable=not progress):
-            atomic_write_bytes(tmp / name, encoded[name])
+        with tqdm(list(encoded), desc="write datasets", unit="file", disable=not progress) as bar:
+            for name in bar:
+                atomic_write_bytes(tmp / name, encoded[name])
         atomic_write_json(tmp / "manifest.json", manifest)
     return counts

@@ -31,6 +31,8 @@ from gelab.env.structure import (
     load_structure,
     parse_structure,
 )
+from gelab.errors import quote
+from gelab.interrupts import quiet_worker
 from gelab.io import atomic_directory, atomic_write_bytes, atomic_write_text
 from gelab.params import PATCH_GROUP, EnvParams
 
@@ -105,19 +107,18 @@ def write_environment(out: str | Path, structure: EnvStructure, art: dict[str, s
         atomic_write_text(tmp / ART_FILE, _art_document(art, settings, extra))
         (tmp / IMAGES).mkdir()
         (tmp / MODEL_IMAGES).mkdir()
-        bar = tqdm(total=len(page_ids), desc=f"render {out.name}", unit="page", disable=not progress)
-        if workers > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
-                results = pool.imap_unordered(_render_one, page_ids, chunksize=4)
-                for page_id, full, small in results:
-                    _save(tmp, structure, page_id, full, small)
+        with tqdm(total=len(page_ids), desc=f"render {out.name}", unit="page", disable=not progress) as bar:
+            if workers > 1:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(workers, initializer=quiet_worker) as pool:  # leaving the block terminates it
+                    results = pool.imap_unordered(_render_one, page_ids, chunksize=4)
+                    for page_id, full, small in results:
+                        _save(tmp, structure, page_id, full, small)
+                        bar.update()
+            else:
+                for page_id in page_ids:
+                    _save(tmp, structure, *_render_one(page_id))
                     bar.update()
-        else:
-            for page_id in page_ids:
-                _save(tmp, structure, *_render_one(page_id))
-                bar.update()
-        bar.close()
         _WORKER_STATE.clear()
         written = load_environment(tmp)  # the folder as readers will see it, checked before the rename
         check_images(written)
@@ -136,11 +137,11 @@ def check_art(structure: EnvStructure, art: dict[str, str], source: str) -> None
 
     missing = [e.name for p in structure.pages.values() for e in p.elements if e.type != SYSTEM and e.name not in art]
     if missing:
-        raise EnvFileError(f"{source}: no art for icon {missing[0]!r} ({len(missing)} names without art)")
+        raise EnvFileError(f"{source}: no art for icon {quote(missing[0])} ({len(missing)} names without art)")
     library = icons.library_by_name()
     unknown = next((name for name, icon in art.items() if icon not in library), None)
     if unknown is not None:
-        raise EnvFileError(f"{source}: art.{unknown}: {art[unknown]!r} is not an icon of the library")
+        raise EnvFileError(f"{source}: art.{unknown}: {quote(art[unknown])} is not an icon of the library")
 
 
 def check_settings(settings: RenderSettings, canvas: tuple[int, int], source: str) -> None:
@@ -148,13 +149,13 @@ def check_settings(settings: RenderSettings, canvas: tuple[int, int], source: st
     size = settings.model_image_size
     if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_CANVAS or size % PATCH_GROUP:
         raise EnvFileError(f"{source}: model_image_size: must be a multiple of {PATCH_GROUP} in "
-                           f"{PATCH_GROUP}..{MAX_CANVAS}, got {size!r}")
+                           f"{PATCH_GROUP}..{MAX_CANVAS}, got {quote(size)}")
     box = settings.title_box
     if (not isinstance(box, tuple) or len(box) != 4
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
             or not (0 <= box[0] < box[2] <= canvas[0] and 0 <= box[1] < box[3] <= canvas[1])):
         raise EnvFileError(f"{source}: title_box: must be [x1, y1, x2, y2] with x1 < x2, y1 < y2 inside the "
-                           f"{canvas[0]}x{canvas[1]} canvas, got {list(box) if isinstance(box, tuple) else box!r}")
+                           f"{canvas[0]}x{canvas[1]} canvas, got {quote(list(box) if isinstance(box, tuple) else box)}")
 
 
 def check_images(env: Environment, *, full: bool = True) -> None:
@@ -187,5 +188,5 @@ def load_environment(root: str | Path) -> Environment:
     names = {e.name for p in structure.pages.values() for e in p.elements if e.type != SYSTEM}
     missing = sorted(names - set(art))
     if missing:
-        raise EnvFileError(f"{art_path}: art: no entry for icon {missing[0]!r} ({len(missing)} icons without art)")
+        raise EnvFileError(f"{art_path}: art: no entry for icon {quote(missing[0])} ({len(missing)} icons without art)")
     return Environment(root, structure, dict(art), settings)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gelab import format as fmt
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 
 STRUCTURE_FILE = "ui_structure.json"
 DEFAULT_CANVAS = (1179, 2556)  # portrait phone, pixels (width, height)
@@ -152,7 +152,7 @@ def load_structure(path: str | Path, canvas: tuple[int, int] | None = None) -> E
     try:
         raw = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as dup:
-        raise EnvFileError(f"{path}: duplicate key {dup.key!r} (an icon name may appear once per page)") from None
+        raise EnvFileError(f"{path}: duplicate key {quote(dup.key)} (an icon name may appear once per page)") from None
     except json.JSONDecodeError as exc:
         raise EnvFileError(f"{path}: not valid JSON: {exc}") from exc
     return parse_structure(raw, source=str(path), canvas=canvas)
@@ -161,7 +161,7 @@ def load_structure(path: str | Path, canvas: tuple[int, int] | None = None) -> E
 def _box(value: Any, where: str) -> tuple[int, int, int, int]:
     if (not isinstance(value, list) or len(value) != 4
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise EnvFileError(f"{where}: expected [x1, y1, x2, y2] of four integers, got {value!r}")
+        raise EnvFileError(f"{where}: expected [x1, y1, x2, y2] of four integers, got {quote(value)}")
     x1, y1, x2, y2 = value
     if x1 >= x2 or y1 >= y2:
         raise EnvFileError(f"{where}: box {value} needs x1 < x2 and y1 < y2")
@@ -171,17 +171,17 @@ def _box(value: Any, where: str) -> tuple[int, int, int, int]:
 def _image_name(value: str, where: str) -> str:
     """A page's ``image``: a plain ``.png`` file name, never a path (see the module docstring)."""
     if not IMAGE_NAME.fullmatch(value):
-        raise EnvFileError(f"{where}: {value!r} must be a plain file name ending in .png (letters, digits, "
+        raise EnvFileError(f"{where}: {quote(value)} must be a plain file name ending in .png (letters, digits, "
                            f"'_', '-', '.'; not starting with '.'; no folders)")
     return value
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
-        raise EnvFileError(f"{where}: missing field {key!r}")
+        raise EnvFileError(f"{where}: missing field {quote(key)}")
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise EnvFileError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+        raise EnvFileError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {quote(value)}")
     return value
 
 
@@ -197,20 +197,21 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
                 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_CANVAS
                            for v in meta_canvas)):
             raise EnvFileError(f"{source}: metadata.canvas: expected [width, height], each 1..{MAX_CANVAS} "
-                               f"pixels, got {meta_canvas!r}")
+                               f"pixels, got {quote(meta_canvas)}")
         canvas = (meta_canvas[0], meta_canvas[1])
     pages: dict[str, Page] = {}
     images: dict[str, str] = {}  # image name, lower case -> the page that has it
     for page_id, raw_page in raw_pages.items():
         where = f"{source}: pages.{page_id}"
         if not PAGE_ID.fullmatch(page_id):
-            raise EnvFileError(f"{source}: pages: page id {page_id!r} must be page_<N> (the only form prompts can name)")
+            raise EnvFileError(f"{source}: pages: page id {quote(page_id)} must be page_<N> "
+                               f"(the only form prompts can name)")
         if not isinstance(raw_page, dict):
             raise EnvFileError(f"{where}: expected an object")
         depth = _require(raw_page, "depth", int, where)
         image = _image_name(_require(raw_page, "image", str, where), f"{where}.image")
         if image.lower() in images:
-            raise EnvFileError(f"{where}.image: {image!r} is already the image of {images[image.lower()]} "
+            raise EnvFileError(f"{where}.image: {quote(image)} is already the image of {images[image.lower()]} "
                                f"(each page needs its own image file)")
         images[image.lower()] = page_id
         raw_layout = _require(raw_page, "layout", dict, where)
@@ -219,15 +220,15 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
         for name, raw_el in raw_layout.items():
             ewhere = f"{where}.layout.{name}"
             if not fmt.is_valid_icon_name(name):
-                raise EnvFileError(f"{where}.layout: icon name {name!r} must be back, home or <Category>_<N> "
+                raise EnvFileError(f"{where}.layout: icon name {quote(name)} must be back, home or <Category>_<N> "
                                    f"without spaces")
             bbox = _box(_require(raw_el, "bbox", list, ewhere), f"{ewhere}.bbox")
             kind = _require(raw_el, "type", str, ewhere)
             if kind not in (NORMAL, SYSTEM):
-                raise EnvFileError(f"{ewhere}.type: expected 'normal' or 'system', got {kind!r}")
+                raise EnvFileError(f"{ewhere}.type: expected 'normal' or 'system', got {quote(kind)}")
             if (kind == SYSTEM) != (name in fmt.SYSTEM_NAMES):
                 raise EnvFileError(f"{ewhere}.type: back and home are the 'system' buttons, every other icon is "
-                                   f"'normal' (got {kind!r})")
+                                   f"'normal' (got {quote(kind)})")
             if not (0 <= bbox[0] and 0 <= bbox[1] and bbox[2] <= canvas[0] and bbox[3] <= canvas[1]):
                 raise EnvFileError(f"{ewhere}.bbox: box {list(bbox)} outside the {canvas[0]}x{canvas[1]} canvas")
             extra = {k: v for k, v in raw_el.items() if k not in ("bbox", "type")}
@@ -235,7 +236,7 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
         for i, a in enumerate(elements):
             for b in elements[i + 1:]:
                 if a.bbox[0] <= b.bbox[2] and b.bbox[0] <= a.bbox[2] and a.bbox[1] <= b.bbox[3] and b.bbox[1] <= a.bbox[3]:
-                    raise EnvFileError(f"{where}.layout: boxes of {a.name!r} {list(a.bbox)} and {b.name!r} "
+                    raise EnvFileError(f"{where}.layout: boxes of {quote(a.name)} {list(a.bbox)} and {quote(b.name)} "
                                        f"{list(b.bbox)} overlap")
         transitions = []
         seen_actions: set[str] = set()
@@ -246,11 +247,11 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
             icon_bbox = _box(_require(raw_t, "icon_bbox", list, twhere), f"{twhere}.icon_bbox")
             element = next((e for e in elements if e.name == action), None)
             if element is None:
-                raise EnvFileError(f"{twhere}.action: {action!r} is not in the page's layout")
+                raise EnvFileError(f"{twhere}.action: {quote(action)} is not in the page's layout")
             if icon_bbox != element.bbox:
                 raise EnvFileError(f"{twhere}.icon_bbox: {list(icon_bbox)} differs from layout box {list(element.bbox)}")
             if action in seen_actions:
-                raise EnvFileError(f"{twhere}.action: {action!r} has two transitions on this page")
+                raise EnvFileError(f"{twhere}.action: {quote(action)} has two transitions on this page")
             seen_actions.add(action)
             extra = {k: v for k, v in raw_t.items() if k not in ("action", "target_page", "icon_bbox")}
             transitions.append(Transition(action, target, icon_bbox, extra))
@@ -271,8 +272,8 @@ def _check_graph(s: EnvStructure, source: str) -> None:
     for p in s.pages.values():
         for j, t in enumerate(p.transitions):
             if t.target not in s.pages:
-                raise EnvFileError(f"{source}: pages.{p.id}.transitions: action {t.action!r} targets unknown page "
-                                   f"{t.target!r} (field target_page)")
+                raise EnvFileError(f"{source}: pages.{p.id}.transitions: action {quote(t.action)} targets unknown page "
+                                   f"{quote(t.target)} (field target_page)")
             if (e := p.element(t.action)) is not None and e.type == NORMAL:
                 if t.target == ROOT_PAGE or t.target in parent:
                     first = f" (already reached from {parent[t.target]})" if t.target in parent else ""
@@ -305,4 +306,4 @@ def _check_graph(s: EnvStructure, source: str) -> None:
                                    f"{expected or 'nowhere (the root has no parent)'}, got {t.target}")
     total = s.metadata.get("total_pages")
     if total is not None and total != len(s.pages):
-        raise EnvFileError(f"{source}: metadata.total_pages: {total!r}, but the file has {len(s.pages)} pages")
+        raise EnvFileError(f"{source}: metadata.total_pages: {quote(total)}, but the file has {len(s.pages)} pages")

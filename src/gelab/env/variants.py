@@ -18,7 +18,7 @@ from dataclasses import replace
 from gelab.env import icons
 from gelab.env.generate import grid_slots
 from gelab.env.structure import NORMAL, Element, EnvStructure, Page
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.params import VARIANT_KINDS, EnvParams
 from gelab.seeding import derived_rng
 
@@ -155,5 +155,5 @@ def make_variant(kind: str, structure: EnvStructure, art: dict[str, str], seed: 
         return position_variant(structure, art, seed, params)
     if kind == "noise":
         return noise_variant(structure, art, seed, params, noise_icons)
-    raise InputError(f"unknown variant {kind!r}; choose from {', '.join(KINDS)}")
+    raise InputError(f"unknown variant {quote(kind)}; choose from {', '.join(KINDS)}")
 

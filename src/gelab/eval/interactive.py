@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from gelab.env.navigation import Navigator
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.intervals import COUNT, SUFFIX, bootstrap_mean
 from gelab.eval.policies import Observation, Policy
 from gelab.eval.records import AppendLog
@@ -67,7 +67,7 @@ def _resume(nav: Navigator, runs: dict[str, Attempt], rows: list[dict[str, Any]]
     for i, row in enumerate(rows, start=1):
         run = runs.get(row.get("episode"))  # type: ignore[arg-type]
         if run is None:
-            raise InputError(f"{where}: row {i}: episode {row.get('episode')!r} is not one of this run's")
+            raise InputError(f"{where}: row {i}: episode {quote(row.get('episode'))} is not one of this run's")
         ep = run.episode
         if ep.done or row.get("step") != ep.steps:
             raise InputError(f"{where}: row {i}: step {row.get('step')} of {run.key} out of order "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 from gelab import format as fmt
 from gelab.env.navigation import HOME, Navigator
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.backends import MODEL_BACKENDS
 from gelab.params import REFERENCE_POLICIES  # noqa: F401  (the names reference_policy takes; defined once)
 from gelab.seeding import derived_rng
@@ -134,5 +134,5 @@ def reference_policy(name: str, nav: Navigator, seed: int = 0) -> Policy:
         return RandomPolicy(nav, seed)
     if name == "home-then-complete":
         return HomeThenCompletePolicy(nav)
-    raise InputError(f"unknown policy {name!r} (reference: {', '.join(REFERENCE_POLICIES)}; "
+    raise InputError(f"unknown policy {quote(name)} (reference: {', '.join(REFERENCE_POLICIES)}; "
                      f"models: {', '.join(MODEL_BACKENDS)})")

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import msgspec
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.io import jsonl_rows
 
 _encoder = msgspec.json.Encoder()
@@ -99,7 +99,7 @@ def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False
         else:
             key = next((k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)), None)
             reason = "" if key is None else \
-                f"written by another run ({key}: {old.get(key)!r} there, {identity.get(key)!r} now)"
+                f"written by another run ({key}: {quote(old.get(key))} there, {quote(identity.get(key))} now)"
         if reason and not restart:
             raise InputError(f"{path}: {reason}; pass --fresh to start over")
         if reason:

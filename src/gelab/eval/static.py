@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import msgspec
 
 from gelab import format as fmt
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.intervals import COUNT, SUFFIX, wilson
 
 NAVIGATION = "navigation"
@@ -115,7 +115,7 @@ def read_rows(path: str | Path) -> list[tuple[int, Any]]:
 def _box(value: Any, where: str) -> tuple[int, int, int, int]:
     if (not isinstance(value, (list, tuple)) or len(value) != 4
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise PredictionFileError(f"{where}: bbox_norm must be four numbers, got {value!r}")
+        raise PredictionFileError(f"{where}: bbox_norm must be four numbers, got {quote(value)}")
     return tuple(value)  # type: ignore[return-value]
 
 
@@ -124,20 +124,20 @@ def _project_record(row: dict[str, Any], where: str) -> StepRecord:
         kind = row.get("kind", NAVIGATION)
         action = row["action"]
         if action not in (fmt.CLICK, fmt.COMPLETE):
-            raise PredictionFileError(f"{where}: action must be 'click' or 'complete', got {action!r}")
+            raise PredictionFileError(f"{where}: action must be 'click' or 'complete', got {quote(action)}")
         box = _box(row["bbox_norm"], where) if action == fmt.CLICK else None
         if kind == NAVIGATION:
             step, length = row["step"], row["path_length"]
             if not isinstance(step, int) or not isinstance(length, int) or not 0 <= step <= length:
-                raise PredictionFileError(f"{where}: bad step {step!r} of path_length {length!r}")
+                raise PredictionFileError(f"{where}: bad step {quote(step)} of path_length {quote(length)}")
             return StepRecord(where, str(row["id"]), kind, row["subtree"], row["start"], row["target"], length,
                               step, action, row["gt_name"], box, row["prediction"])
         if kind in ICON_KINDS:
             return StepRecord(where, str(row["id"]), kind, row.get("subtree"), None, None, None, None, action,
                               row["gt_name"], box, row["prediction"])
-        raise PredictionFileError(f"{where}: unknown kind {kind!r}")
+        raise PredictionFileError(f"{where}: unknown kind {quote(kind)}")
     except KeyError as exc:
-        raise PredictionFileError(f"{where}: missing field {exc.args[0]!r}") from None
+        raise PredictionFileError(f"{where}: missing field {quote(exc.args[0])}") from None
 
 
 def _release_record(row: dict[str, Any], where: str) -> StepRecord:
@@ -151,17 +151,17 @@ def _release_record(row: dict[str, Any], where: str) -> StepRecord:
                                   f"prediction") from None
     parsed = fmt.instruction_step(user) if isinstance(user, str) else None
     if parsed is None:
-        raise PredictionFileError(f"{where}: user message is not a navigation instruction: {str(user)[:80]!r}")
+        raise PredictionFileError(f"{where}: user message is not a navigation instruction: {quote(str(user), 80)}")
     start, target, step = parsed
     if not isinstance(length, int) or not 0 <= step <= length:
-        raise PredictionFileError(f"{where}: step {step} does not fit path {length!r}")
+        raise PredictionFileError(f"{where}: step {step} does not fit path {quote(length)}")
     gt = fmt.parse_action(truth)
     if isinstance(gt, fmt.Complete):
         action, name, box = fmt.COMPLETE, None, None
     elif isinstance(gt, fmt.Click) and gt.name is not None:
         action, name, box = fmt.CLICK, gt.name, _box(row.get("bbox_norm"), where)
     else:
-        raise PredictionFileError(f"{where}: ground-truth assistant message is not an answer: {str(truth)[:80]!r}")
+        raise PredictionFileError(f"{where}: ground-truth assistant message is not an answer: {quote(str(truth), 80)}")
     return StepRecord(where, step_id(start, target, step), NAVIGATION, None, start, target, length, step, action,
                       name, box, prediction)
 
@@ -194,21 +194,23 @@ def check_records(records: Sequence[StepRecord]) -> None:
     for r in records:
         first = seen.get(r.id)
         if first is not None:
-            raise PredictionFileError(f"{r.where}: duplicate row {r.id!r} (first at {first.where.rsplit(': ', 1)[-1]})")
+            raise PredictionFileError(f"{r.where}: duplicate row {quote(r.id)} "
+                                      f"(first at {first.where.rsplit(': ', 1)[-1]})")
         seen[r.id] = r
         if first_subtree is not None and r.subtree is not None and r.subtree != first_subtree.subtree \
                 and r.kind == NAVIGATION:
-            raise PredictionFileError(f"{r.where}: row {r.id!r} is from subtree {r.subtree}, the file is subtree "
+            raise PredictionFileError(f"{r.where}: row {quote(r.id)} is from subtree {r.subtree}, the file is subtree "
                                       f"{first_subtree.subtree} (from {first_subtree.where.rsplit(': ', 1)[-1]})")
         if r.kind == NAVIGATION:
             by_step = steps.setdefault(r.task_key, {})
             if r.step in by_step:
-                raise PredictionFileError(f"{r.where}: row {r.id!r} repeats step {r.step} of task {r.start}->{r.target} "
-                                          f"(already row {by_step[r.step].id!r} at "  # type: ignore[index]
+                raise PredictionFileError(f"{r.where}: row {quote(r.id)} repeats step {r.step} of task "
+                                          f"{r.start}->{r.target} "
+                                          f"(already row {quote(by_step[r.step].id)} at "  # type: ignore[index]
                                           f"{by_step[r.step].where.rsplit(': ', 1)[-1]})")  # type: ignore[index]
             if (r.action == fmt.COMPLETE) != (r.step == r.path_length):
-                raise PredictionFileError(f"{r.where}: row {r.id!r}: step {r.step} of a {r.path_length}-click task "
-                                          f"must be {'complete' if r.step == r.path_length else 'a click'}, "
+                raise PredictionFileError(f"{r.where}: row {quote(r.id)}: step {r.step} of a {r.path_length}-click "
+                                          f"task must be {'complete' if r.step == r.path_length else 'a click'}, "
                                           f"got {r.action}")
             by_step[r.step] = r  # type: ignore[index]
     for task, by_step in steps.items():
@@ -220,7 +222,8 @@ def check_records(records: Sequence[StepRecord]) -> None:
         for k in range(any_row.path_length + 1):  # type: ignore[operator]
             if k not in by_step:
                 raise PredictionFileError(
-                    f"{any_row.where}: missing row {step_id(any_row.start, any_row.target, k, task[0])!r} "  # type: ignore[arg-type]
+                    f"{any_row.where}: missing row "
+                    f"{quote(step_id(any_row.start, any_row.target, k, task[0]))} "  # type: ignore[arg-type]
                     f"(task {any_row.start}->{any_row.target} has {any_row.path_length + 1} steps)")  # type: ignore[operator]
 
 
@@ -256,7 +259,7 @@ def join_samples(predictions: str | Path, samples: Sequence[dict[str, Any]],
             parsed = fmt.instruction_step(user) if isinstance(user, str) else None
             if parsed is None:
                 raise PredictionFileError(f"{where}: user message is not a navigation instruction: "
-                                          f"{str(user)[:80]!r}")
+                                          f"{quote(str(user), 80)}")
             label, sample = repr(step_id(*parsed)), by_step.get(_sample_key(*parsed))
         else:
             raise PredictionFileError(f"{where}: a prediction row needs 'id' (project layout) or 'messages' "
@@ -269,7 +272,7 @@ def join_samples(predictions: str | Path, samples: Sequence[dict[str, Any]],
         answers[sample.id] = (where, row["prediction"])
     missing = [r for r in truth if r.id not in answers]
     if missing:
-        raise PredictionFileError(f"{samples_name}: row {missing[0].id!r} has no prediction "
+        raise PredictionFileError(f"{samples_name}: row {quote(missing[0].id)} has no prediction "
                                   f"({len(missing)} rows missing)")
     return [replace(r, where=answers[r.id][0], prediction=answers[r.id][1]) for r in truth]
 

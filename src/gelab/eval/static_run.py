@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gelab import format as fmt
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.policies import Observation, Policy
 from gelab.eval.records import AppendLog
 from gelab.eval.subsets import stratified
@@ -71,7 +71,7 @@ def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, prediction
         known = {str(s["id"]) for s in samples}
         stray = next((r for r in log.rows if str(r.get("id")) not in known), None)
         if stray is not None:
-            raise InputError(f"{predictions}: row {stray.get('id')!r} is not a sample of {samples_name} "
+            raise InputError(f"{predictions}: row {quote(stray.get('id'))} is not a sample of {samples_name} "
                              f"(predictions of another run? remove the file or choose another)")
         todo = [s for s in samples if str(s["id"]) not in done]
         if todo and policy is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gelab.errors import quote
 from gelab.report.schema import LEARNING_DIR, SCHEMAS, TRAIN_DIR, MetricsError, validate
 
 TRAIN_STAGES = ("sft", "st_rl", "mt_rl")
@@ -85,7 +86,7 @@ def training_summary(path: Path) -> dict[str, Any]:
             elif isinstance(value, (int, float)) and math.isfinite(value):
                 flat[name] = value
             else:
-                raise MetricsError(f"{path}: {name}: not a finite number, a string or null ({value!r})")
+                raise MetricsError(f"{path}: {name}: not a finite number, a string or null ({quote(value)})")
 
     walk(data, "")
     return flat

@@ -12,6 +12,7 @@ import csv
 import math
 from pathlib import Path
 
+from gelab.errors import quote
 from gelab.io import read_jsonl
 from gelab.report.schema import MetricsError
 
@@ -26,13 +27,13 @@ def _number(value: object, where: str) -> float:
     if value is None or value == "":
         return math.nan
     if isinstance(value, bool):
-        raise MetricsError(f"{where}: not a number ({value!r})")
+        raise MetricsError(f"{where}: not a number ({quote(value)})")
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise MetricsError(f"{where}: not a number ({value!r})") from None
+        raise MetricsError(f"{where}: not a number ({quote(value)})") from None
     if math.isinf(number) or (math.isnan(number) and not isinstance(value, str)):
-        raise MetricsError(f"{where}: not a finite number ({value!r})")
+        raise MetricsError(f"{where}: not a finite number ({quote(value)})")
     return number
 
 
@@ -61,6 +62,6 @@ def read_curve(path: str | Path) -> Curve:
         for c in columns:
             value = _number(row.get(c), f"{path}: line {i}: {c}")
             if c == "step" and (math.isnan(value) or value != int(value)):
-                raise MetricsError(f"{path}: line {i}: step: not an integer ({row.get(c)!r})")
+                raise MetricsError(f"{path}: line {i}: step: not an integer ({quote(row.get(c))})")
             curve[c].append(value)
     return curve

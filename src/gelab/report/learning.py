@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gelab.errors import quote
 from gelab.report.collect import TRAIN_STAGES, read_json
 from gelab.report.schema import LEARNING_DIR, MetricsError
 
@@ -30,13 +31,13 @@ def read_learning(metrics_dir: str | Path) -> dict[str, dict[str, Any]]:
             raise MetricsError(f"{path}: expected a JSON object, got {type(data).__name__}")
         missing = [k for k in REQUIRED if k not in data]
         if missing:
-            raise MetricsError(f"{path}: missing key {missing[0]!r}")
+            raise MetricsError(f"{path}: missing key {quote(missing[0])}")
         for key in ("before", "after", "threshold"):
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise MetricsError(f"{path}: {key}: not a finite number ({value!r})")
+                raise MetricsError(f"{path}: {key}: not a finite number ({quote(value)})")
         if not isinstance(data["passed"], bool):
-            raise MetricsError(f"{path}: passed: not true or false ({data['passed']!r})")
+            raise MetricsError(f"{path}: passed: not true or false ({quote(data['passed'])})")
         found[stage] = data
     return found
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from gelab.errors import GelabError
+from gelab.errors import GelabError, quote
 from gelab.report.targets import load_targets, target_files
 
 DEFAULT_REF = "paper-targets"
@@ -50,7 +50,7 @@ def make_paper_ref(repo: str | Path = ".", targets_path: str | Path = "paper/tar
     targets = load_targets(targets_path)
     head = _git(repo, "rev-parse", "--verify", "HEAD^{commit}")
     if _current_branch(repo) == ref:
-        raise GitError(f"branch {ref!r} is checked out; switch to your work branch first")
+        raise GitError(f"branch {quote(ref)} is checked out; switch to your work branch first")
     metrics_dir = metrics_dir.rstrip("/")
     files = target_files(targets, metrics_dir)
     with tempfile.TemporaryDirectory() as tmp:

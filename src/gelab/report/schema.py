@@ -22,7 +22,7 @@ from typing import Annotated, Any, Union
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 
 Percent = Annotated[float, Meta(ge=0, le=100, description="a percentage in 0..100")]
 Count = Annotated[int, Meta(ge=0, description="an integer count >= 0")]
@@ -187,7 +187,7 @@ def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
     where = f"{key}: " if key else ""
     if isinstance(tp, type) and issubclass(tp, _Schema):
         if not isinstance(value, dict):
-            return f"{where}expected an object, got {value!r}"
+            return f"{where}expected an object, got {quote(value)}"
         fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
         hints = typing.get_type_hints(tp, include_extras=True)
         prefix = f"{key}." if key else ""
@@ -205,7 +205,7 @@ def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
         return None
     if typing.get_origin(tp) is dict:
         if not isinstance(value, dict):
-            return f"{where}expected an object keyed by path length, got {value!r}"
+            return f"{where}expected an object keyed by path length, got {quote(value)}"
         key_type, entry = typing.get_args(tp)
         for length, item in value.items():
             if not _fits(length, key_type):
@@ -217,13 +217,13 @@ def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
     if _fits(value, tp):
         return None
     if tp is Interval:
-        return f"{where}expected [low, high], two percentages with low <= high, got {value!r}"
+        return f"{where}expected [low, high], two percentages with low <= high, got {quote(value)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{where}not a number ({value!r})"
+        return f"{where}not a number ({quote(value)})"
     if not math.isfinite(value):
-        return f"{where}not a finite number ({value!r})"
+        return f"{where}not a finite number ({quote(value)})"
     meta = next((m for m in typing.get_args(tp)[1:] if isinstance(m, Meta)), None)
-    return f"{where}{value!r} is not {meta.description if meta else tp}"
+    return f"{where}{quote(value)} is not {meta.description if meta else tp}"
 
 
 def lookup(data: Mapping[str, Any] | None, *keys: str) -> float | None:

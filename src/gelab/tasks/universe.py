@@ -14,7 +14,7 @@ from typing import Iterable
 
 from gelab.env.navigation import Navigator
 from gelab.env.structure import ROOT_PAGE, EnvStructure
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 
 
 def page_number(page: str) -> int:
@@ -51,7 +51,7 @@ def subtree_roots(structure: EnvStructure) -> list[str]:
 def task_pages(structure: EnvStructure, subtree: str) -> list[str]:
     """The subtree's pages plus ``page_0``, in page-number order."""
     if subtree not in subtree_roots(structure):
-        raise InputError(f"{subtree!r} is not a subtree root; roots are {subtree_roots(structure)}")
+        raise InputError(f"{quote(subtree)} is not a subtree root; roots are {subtree_roots(structure)}")
     return sorted({ROOT_PAGE, *structure.subtree(subtree)}, key=page_number)
 
 
@@ -77,12 +77,12 @@ def check_tasks(tasks: Iterable[Task], structure: EnvStructure, navigator: Navig
     for i, t in enumerate(tasks, start=1):
         for page in (t.start, t.target):
             if page not in structure.pages:
-                raise InputError(f"{where}: row {i}: {page!r} is not a page of this environment")
+                raise InputError(f"{where}: row {i}: {quote(page)} is not a page of this environment")
         if t.start == t.target:
             raise InputError(f"{where}: row {i}: start and target are both {t.start}")
         if t.subtree not in subtree_roots(structure) or \
                 not {t.start, t.target} <= {ROOT_PAGE, *structure.subtree(t.subtree)}:
-            raise InputError(f"{where}: row {i}: {t.start}->{t.target} is not a task of subtree {t.subtree!r}")
+            raise InputError(f"{where}: row {i}: {t.start}->{t.target} is not a task of subtree {quote(t.subtree)}")
         if t.target not in distances:
             distances[t.target] = navigator.distances_to(t.target)
         length = distances[t.target].get(t.start)
@@ -109,5 +109,5 @@ def read_tasks(path: str | Path) -> list[Task]:
         try:
             out.append(Task(str(row["start"]), str(row["target"]), str(row["subtree"]), int(row["path_length"])))
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}: row {i}: not a task ({exc!r})") from None
+            raise InputError(f"{path}: row {i}: not a task ({quote(exc)})") from None
     return out

@@ -18,7 +18,8 @@ continues from the last one (``--resume_from_checkpoint``); otherwise it starts 
 run was interrupted, the step log keeps one row per logged step, from the attempt whose weights the
 final checkpoint holds (:func:`timeline`), and the summary's wall time and throughput cover every
 attempt (``run/gelab_attempts.json``, kept up to date while ms-swift runs, so a killed attempt counts
-too).
+too). Ctrl-C, SIGTERM or SIGHUP of gelab stops ms-swift and every process under it (torchrun, the
+ranks: SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`); the next run resumes as after a kill.
 
 Machine paths: ms-swift writes the absolute path of the clone into ``args.json``, ``logging.jsonl``,
 ``trainer_state.json`` and ``completions.jsonl``; after every attempt the text files of ``OUT`` have
@@ -35,6 +36,7 @@ comes from ``WANDB_API_KEY`` in the environment, never from a file).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -52,7 +54,8 @@ from typing import Any
 
 import msgspec
 
-from gelab.errors import GelabError, InputError
+from gelab.errors import GelabError, InputError, quote
+from gelab.interrupts import Terminated
 from gelab.io import (
     atomic_directory,
     atomic_write_bytes,
@@ -124,7 +127,7 @@ class TrainParams(msgspec.Struct, frozen=True, kw_only=True):
 
     def stage(self, name: str) -> SftParams | RlParams:
         if name not in STAGES:
-            raise InputError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+            raise InputError(f"unknown stage {quote(name)} (known: {', '.join(STAGES)})")
         return getattr(self, name)
 
 
@@ -295,7 +298,7 @@ def curriculum_rows(rows: list[dict[str, Any]], max_path_length: int) -> list[di
         return rows
     missing = next((r.get("id", i) for i, r in enumerate(rows, 1) if not isinstance(r.get("path_length"), int)), None)
     if missing is not None:
-        raise InputError(f"row {missing!r}: no whole-number path_length (max_path_length needs the task's length)")
+        raise InputError(f"row {quote(missing)}: no whole-number path_length (max_path_length needs the task's length)")
     return [r for r in rows if r["path_length"] <= max_path_length]
 
 
@@ -542,6 +545,7 @@ def resumed_totals(log: list[dict[str, Any]], run_dir: Path, steps: list[dict[st
 FINISHED = "gelab_finished.json"  # written when ms-swift ends a run successfully
 ATTEMPTS = "gelab_attempts.json"  # every launch of ms-swift in this run and its wall time so far
 HEARTBEAT_S = 10.0  # how often the running attempt's wall time is written (a killed attempt loses at most this)
+STOP_GRACE_S = 30.0  # after SIGTERM, how long ms-swift and its ranks may take to end before SIGKILL
 TEXT_SUFFIXES = (".json", ".jsonl", ".txt", ".csv", ".yaml", ".yml", ".sh", ".md", ".log")
 
 
@@ -578,15 +582,48 @@ def run_attempt(command: list[str], env: dict[str, str], run_dir: Path, resumed_
                 break
             except subprocess.TimeoutExpired:
                 save()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        entry["status"] = "interrupted"
+    except BaseException as exc:  # Ctrl-C, SIGTERM (gelab.interrupts) or an error of gelab's own
+        stop_tree(proc)
+        entry["status"] = "terminated" if isinstance(exc, Terminated) else "interrupted"
         save()
         raise
     entry["status"] = f"exit {code}"
     save()
     return code, time.perf_counter() - start
+
+
+def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
+    """Stop ``proc`` and every process under it (ms-swift, torchrun, the ranks): SIGTERM to each, then
+    SIGKILL to those still running after ``grace_s`` seconds."""
+    import psutil
+
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)  # before the parents die and orphan them
+    except psutil.Error:
+        below = []
+    for p in below:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    if proc.poll() is None:
+        proc.terminate()
+    deadline = time.monotonic() + grace_s
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+    def running(p: psutil.Process) -> bool:  # an orphan's zombie, waiting for init to reap it, has ended
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    while (alive := [p for p in below if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 def total_wall(run_dir: Path) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.params import MODEL_BACKENDS  # noqa: F401  (the `kind` names make_backend takes)
 from gelab.params import image_size  # noqa: F401  (the backends' image budget)
 
@@ -73,4 +73,4 @@ def make_backend(kind: str, sampling: Sampling, **options: Any) -> Backend:
         from gelab.eval.backends.openai import OpenAIBackend
 
         return OpenAIBackend(sampling=sampling, **options)
-    raise InputError(f"unknown backend {kind!r} ({', '.join(MODEL_BACKENDS)})")
+    raise InputError(f"unknown backend {quote(kind)} ({', '.join(MODEL_BACKENDS)})")

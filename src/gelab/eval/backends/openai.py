@@ -31,7 +31,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from gelab.errors import GelabError, InputError
+from gelab.errors import GelabError, InputError, quote
 from gelab.eval.backends import Request, Sampling
 
 MAX_BACKOFF_S = 60.0  # the longest wait between two tries
@@ -67,11 +67,11 @@ class OpenAIBackend:
         self.url = base_url.rstrip("/") + "/chat/completions"
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InputError(f"--base-url: expected http(s)://HOST[:PORT]/PATH, got {base_url!r}")
+            raise InputError(f"--base-url: expected http(s)://HOST[:PORT]/PATH, got {quote(base_url)}")
         try:
             self._port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            raise InputError(f"--base-url: bad port in {base_url!r}") from None
+            raise InputError(f"--base-url: bad port in {quote(base_url)}") from None
         self._scheme, self._host = parts.scheme, parts.hostname
         self._path = parts.path + (f"?{parts.query}" if parts.query else "")
         self.model, self.sampling = model, sampling

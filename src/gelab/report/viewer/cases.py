@@ -17,7 +17,7 @@ from tqdm import tqdm
 from gelab import format as fmt
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.io import atomic_directory
 from gelab.report.viewer.aggregate import SUCCESS, outcome
 from gelab.report.viewer.images import page_picture
@@ -176,9 +176,11 @@ def case_figures(env: Environment, runs: Mapping[str, Sequence[EpisodeLog]], mod
     """The case-study figures, drawn in memory (nothing is written)."""
     missing = [m for m in models if m not in runs]
     if missing:
-        raise InputError(f"case studies: no trajectory log for model {missing[0]!r} (logs: {', '.join(runs) or 'none'})")
+        raise InputError(f"case studies: no trajectory log for model {quote(missing[0])} "
+                         f"(logs: {', '.join(runs) or 'none'})")
     if count < 0:
         raise InputError(f"case studies: count must be 0 or more, got {count}")
     nav = Navigator(env.structure)
     cases = choose_cases(runs, list(models), count, nav) if models else []
-    return [case_figure(env, nav, c) for c in tqdm(cases, desc="view: case studies", disable=not progress)]
+    with tqdm(cases, desc="view: case studies", disable=not progress) as bar:
+        return [case_figure(env, nav, c) for c in bar]

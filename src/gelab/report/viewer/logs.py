@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.eval.records import read_log
 
 REQUIRED = ("episode", "task", "attempt", "step", "page", "output", "action", "click", "claimed", "hit",
@@ -42,7 +42,7 @@ class EpisodeLog:
 def check_model_name(name: str, where: str) -> str:
     """Model names become folder names of the site: letters, digits and ``_ . + -`` only."""
     if not _MODEL_NAME.fullmatch(name):
-        raise InputError(f"{where}: model name {name!r} must be letters, digits, '_', '.', '+' or '-'")
+        raise InputError(f"{where}: model name {quote(name)} must be letters, digits, '_', '.', '+' or '-'")
     return name
 
 
@@ -57,19 +57,19 @@ def read_episodes(model: str, path: str | Path) -> list[EpisodeLog]:
     for line, row in enumerate(rows, start=1):
         missing = [f for f in REQUIRED if f not in row]
         if missing:
-            raise InputError(f"{path}: line {line}: no field {missing[0]!r} (not a trajectory row)")
+            raise InputError(f"{path}: line {line}: no field {quote(missing[0])} (not a trajectory row)")
         m = _TASK_ID.fullmatch(str(row["task"]))
         if m is None:
-            raise InputError(f"{path}: line {line}: field 'task': {row['task']!r} is not SUBTREE:START->TARGET")
+            raise InputError(f"{path}: line {line}: field 'task': {quote(row['task'])} is not SUBTREE:START->TARGET")
         key = str(row["episode"])
         steps = grouped.setdefault(key, [])
         if row["step"] != len(steps):
-            raise InputError(f"{path}: line {line}: field 'step': {row['step']!r} in episode {key}, "
+            raise InputError(f"{path}: line {line}: field 'step': {quote(row['step'])} in episode {key}, "
                              f"expected {len(steps)}")
         if steps and steps[-1]["done"]:
             raise InputError(f"{path}: line {line}: episode {key} continues after its last step")
         if not isinstance(row["attempt"], int):
-            raise InputError(f"{path}: line {line}: field 'attempt': {row['attempt']!r} is not an integer")
+            raise InputError(f"{path}: line {line}: field 'attempt': {quote(row['attempt'])} is not an integer")
         head = (m["subtree"], m["start"], m["target"], row["attempt"])
         if heads.setdefault(key, head) != head:
             raise InputError(f"{path}: line {line}: episode {key} changes task or attempt")

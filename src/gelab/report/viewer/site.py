@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
-from gelab.errors import InputError
+from gelab.errors import InputError, quote
 from gelab.io import atomic_directory
 from gelab.report.viewer.aggregate import OUTCOMES, Summary, failure_summary, summarize
 from gelab.report.viewer.assets import asset_files
@@ -53,7 +53,7 @@ def _check_pages(env: Environment, e: EpisodeLog, where: str) -> None:
     pages = env.structure.pages
     for name in (e.start, e.target, *(r["page"] for r in e.rows), *(r["new_page"] for r in e.rows)):
         if name not in pages:
-            raise InputError(f"{where}: episode {e.key}: page {name!r} is not in the environment {env.root}")
+            raise InputError(f"{where}: episode {e.key}: page {quote(name)} is not in the environment {env.root}")
 
 
 def task_table(env: Environment, runs: Mapping[str, Sequence[EpisodeLog]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -142,13 +142,13 @@ def build_site(out: str | Path, env: Environment, runs: Mapping[str, Sequence[Ep
         put("data/index.js", _assign("GELAB_INDEX", index_payload(tasks, scored, sources, chunk_size)))
         put("data/summary.js", _assign("GELAB_SUMMARY", summary))
         pictures = [(name, e, page) for name, e in envs.items() for page in e.structure.pages]
-        for name, e, page in tqdm(pictures, desc="view: screenshots", unit="page", disable=not progress):
-            put(f"img/{name}/{page}{IMAGE_SUFFIX}", jpeg_bytes(page_picture(e, page, image_width)))
+        with tqdm(pictures, desc="view: screenshots", unit="page", disable=not progress) as bar:
+            for name, e, page in bar:
+                put(f"img/{name}/{page}{IMAGE_SUFFIX}", jpeg_bytes(page_picture(e, page, image_width)))
         total = sum(len(eps) for eps in scored.values())
-        bar = tqdm(total=total, desc="view: episodes", unit="episode", disable=not progress)
-        for model, eps in scored.items():
-            for k, lo in enumerate(range(0, len(eps), chunk_size)):
-                put(f"data/chunks/{model}/{k}.js", chunk_script(model, k, eps[lo:lo + chunk_size]))
-                bar.update(len(eps[lo:lo + chunk_size]))
-        bar.close()
+        with tqdm(total=total, desc="view: episodes", unit="episode", disable=not progress) as bar:
+            for model, eps in scored.items():
+                for k, lo in enumerate(range(0, len(eps), chunk_size)):
+                    put(f"data/chunks/{model}/{k}.js", chunk_script(model, k, eps[lo:lo + chunk_size]))
+                    bar.update(len(eps[lo:lo + chunk_size]))
     return {"episodes": total, "files": files, "bytes": size}
