@@ -93,7 +93,7 @@ def test_imports_point_down_the_pipeline():
 
 def test_no_flat_modules_beyond_the_core():
     flat = sorted(p.name for p in PKG.glob("*.py"))
-    assert flat == ["__init__.py", "errors.py", "format.py", "io.py", "params.py", "seeding.py"]
+    assert flat == ["__init__.py", "errors.py", "format.py", "interrupts.py", "io.py", "params.py", "seeding.py"]
 
 
 def stage_commands() -> dict[str, tuple[list[str], list[str]]]:
@@ -138,5 +138,5 @@ def test_the_cover_check_sees_a_missing_module():
     files = code_of("gelab data build --out x")
     assert PKG / "seeding.py" in files  # click points are seeded by the data module
     deps = ["src/gelab/env", "src/gelab/tasks", "src/gelab/data", "src/gelab/cli", "src/gelab/format.py", "src/gelab/errors.py",
-            "src/gelab/io.py", "src/gelab/params.py", "src/gelab/__init__.py"]
+            "src/gelab/interrupts.py", "src/gelab/io.py", "src/gelab/params.py", "src/gelab/__init__.py"]
     assert uncovered(files, deps) == ["src/gelab/seeding.py"]
