@@ -356,3 +356,16 @@ def test_pinned_ms_swift_is_the_series_the_trainer_was_checked_against() -> None
     lock = (Path(__file__).resolve().parents[1] / "requirements.lock").read_text()
     assert f"ms_swift=={swift_trainer.SWIFT_SERIES}" in lock
 
+
+def test_training_summary_reports_episodes_turns_and_samples_per_step() -> None:
+    from gelab.train.training import step_rows, summarize
+
+    log = [{"global_step/max_steps": f"{k}/2", "loss": 0.1, "reward": 0.25 * k, "num_turns": 2.5 + k / 4,
+            "episodes": 32.0, "turns": 80.0 + 8 * k, "samples": 80.0 + 8 * k} for k in (1, 2)]
+    rows = step_rows(log)
+    assert [(r["episodes"], r["turns"], r["samples"], r["num_turns"]) for r in rows] == [(32.0, 88.0, 88.0, 2.75),
+                                                                                      (32.0, 96.0, 96.0, 3.0)]
+    summary = summarize("mt_rl", rows, log, 10.0, 8)
+    assert summary["episodes"] == {"first": 32.0, "final_mean": 32.0}
+    assert summary["samples"] == summary["turns"] == {"first": 88.0, "final_mean": 96.0}
+    assert summary["num_turns"] == {"first": 2.75, "final_mean": 3.0}
