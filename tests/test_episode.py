@@ -85,7 +85,8 @@ def through_scheduler(env: Environment, outputs: list[str]) -> tuple[list[tuple]
         assert [m["role"] for m in request.messages] == ["system", "user"] and len(request.images) == 1
         shown.append((fmt.strip_image_placeholder(request.messages[1]["content"]), list(request.images)))
         assert request.messages[1]["content"].count(fmt.IMAGE_PLACEHOLDER) == 1
-        choice = SimpleNamespace(message=SimpleNamespace(content=out), finish_reason="stop")
+        choice = SimpleNamespace(message=SimpleNamespace(content=out), finish_reason="stop", token_ids=None,
+                                 logprobs=None)
         request.messages.append({"role": "assistant", "content": out})  # what ms-swift's rollout loop does
         result = asyncio.run(scheduler.on_turn_end(request, choice, turn))
         infos = result["rollout_infos"]

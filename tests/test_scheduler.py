@@ -16,7 +16,9 @@ swift_plugin = pytest.importorskip("gelab.train.swift_plugin")
 
 
 def _choice(text: str, finish_reason: str = "stop") -> Any:
-    return SimpleNamespace(message=SimpleNamespace(content=text), finish_reason=finish_reason)
+    """What an engine returns for one answer (token ids and log-probabilities left out)."""
+    return SimpleNamespace(message=SimpleNamespace(content=text), finish_reason=finish_reason, token_ids=None,
+                           logprobs=None)
 
 
 def _request(env: Environment, start: str, target: str, data_dict: dict | None = None) -> Any:
@@ -63,7 +65,15 @@ def test_optimal_episode_moves_pages_writes_history_and_succeeds(base_env: Envir
     assert result["done"] is True and finished is True
     infos = result["rollout_infos"]
     assert infos["success"] is True and infos["page"] == target and infos["misses"] == 0
-    assert infos["images"] == request.images  # the trained sample: the last turn with its one image
+    assert infos["images"] == request.images  # the episode sample's image: its last turn's page
+    # every turn recorded for training: the prompt and the one image it was shown, and its own answer
+    records = infos[swift_plugin.TURNS_KEY]
+    pages = [start, *(nav.edges[page][name] for page, name in path)]
+    assert [r["images"] for r in records] == [[str(base_env.model_image_path(p))] for p in pages]
+    assert [r["messages"][1]["content"] for r in records] == [
+        fmt.navigation_prompt(start, target, [fmt.HistoryStep(name, page) for page, name in path[:k]])
+        for k in range(len(pages))]
+    assert records[-1]["completion"] == fmt.complete_text() and [r["finish_reason"] for r in records] == ["stop"] * 3
     from gelab.train.rewards import episode_reward
 
     assert episode_reward(["x"], rollout_infos=[infos]) == [1.0]

@@ -139,6 +139,13 @@ def test_st_rl_then_mt_rl_from_the_sft_checkpoint(sft_out: Path, data_dir: Path,
     mt = run_stage(tp, "mt_rl", str(workdir / "st_rl" / "final"), workdir / "mt_rl", workdir / "metrics")
     assert "rewards/GelabEpisode" in mt and "num_turns" in mt, sorted(mt)
     assert 1 <= mt["num_turns"]["final_mean"] <= 3  # the cap of this run
+    # every turn a sample: as many samples as turns played, each logged with its episode, turn and advantage
+    assert mt["samples"]["first"] == mt["turns"]["first"] >= mt["episodes"]["first"] == 2  # 1 prompt x 2 generations
+    logged = [json.loads(line) for line in (workdir / "mt_rl" / "run" / "completions.jsonl").read_text().splitlines()]
+    first = logged[0]
+    assert len(first["episode"]) == len(first["turn"]) == len(first["advantages"]) == mt["samples"]["first"]
+    assert sorted(first["turn"]) == sorted(k for e in set(first["episode"]) for k in
+                                            range(1, first["episode"].count(e) + 1))
     assert (workdir / "mt_rl" / "final" / "model.safetensors").exists()
 
 

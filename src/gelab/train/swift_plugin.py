@@ -18,17 +18,19 @@ replaces the conversation with the next turn's prompt and image, so no conversat
 than one image or earlier answers. The episode ends on ``complete`` (anywhere) or after
 ``--max_turns`` turns; a reply cut at the token limit is an invalid output, not the end.
 
-Which turns are trained: the **last turn** of each episode, carrying the episode's terminal reward
-(its GRPO advantage comes from the group of generations of the same task), as in the release. In
-ms-swift 4.6's colocate mode one rollout is one training sample: the sample is the final
-conversation (system, last user turn, last answer) with the image put in ``rollout_infos["images"]``,
-which ms-swift uses in place of the dataset row's image. Training every turn as its own sample needs
-a scheduler that splits a trajectory, which ms-swift supports only with an external rollout server
-and logs as deprecated (``dynamic_num_samples``). docs/training.md records the decision.
+Which turns are trained: **every turn**, each as its own sample carrying the episode's terminal
+reward (its GRPO advantage comes from the group of episodes of the same task). The scheduler keeps
+a record of every turn (:meth:`GelabNavScheduler.on_turn_end`: the prompt and image it was shown, the
+answer's token ids and loss mask, log-probabilities, finish reason) and hands the list over in
+``rollout_infos["gelab_turns"]``; :class:`gelab.train.swift_trainer.GelabGRPOTrainer`, which this
+plugin registers as ms-swift's GRPO trainer, splits each episode into those samples. Under any
+other trainer only the last turn would be trained, so the scheduler refuses to start an episode
+there (:meth:`GelabNavScheduler.on_trajectory_start`). docs/training.md records the design.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,16 +39,21 @@ if __package__ in (None, ""):  # loaded by path through --external_plugins
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from swift.rewards import ORM, orms  # noqa: E402
+from swift.rollout.agent_loop import extract_logprobs_from_choice  # noqa: E402
 from swift.rollout.multi_turn import MultiTurnScheduler, multi_turns  # noqa: E402
+from swift.trainers.trainer_factory import TrainerFactory  # noqa: E402
 
 from gelab import format as fmt  # noqa: E402
 from gelab.env.envdir import Environment, load_environment  # noqa: E402
 from gelab.env.navigation import Navigator  # noqa: E402
 from gelab.tasks.episode import Episode  # noqa: E402
 from gelab.tasks.universe import Task  # noqa: E402
-from gelab.train import rewards  # noqa: E402
+from gelab.train import rewards, swift_trainer  # noqa: E402
+from gelab.train.swift_trainer import TURNS_KEY  # noqa: E402
 
 EPISODE_KEY = "gelab_episode"  # where a request carries its episode state (data_dict)
+STOCK_GRPO_TRAINER = "swift.rlhf_trainers.GRPOTrainer"  # ms-swift 4.6's TrainerFactory entry for grpo
+GELAB_GRPO_TRAINER = f"{swift_trainer.__name__}.{swift_trainer.GelabGRPOTrainer.__name__}"
 
 
 class GelabType(ORM):
@@ -75,7 +82,11 @@ class GelabEpisode(ORM):
 
 
 class GelabNavScheduler(MultiTurnScheduler):
-    """Drives a gelab environment turn by turn (rows need ``start``, ``target``, ``env_dir``)."""
+    """Drives a gelab environment turn by turn (rows need ``start``, ``target``, ``env_dir``) and records
+    every turn for :class:`~gelab.train.swift_trainer.GelabGRPOTrainer`."""
+
+    records_turns = True  # the trainer splits episodes into turns only for a scheduler that records them
+    trainer_splits_turns = False  # set by that trainer; without it only the last turn would be trained
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,17 +111,35 @@ class GelabNavScheduler(MultiTurnScheduler):
         return Episode(task, max_steps=self.max_turns)
 
     @staticmethod
-    def _store(infer_request: Any, episode: Episode) -> None:
+    def _store(infer_request: Any, episode: Episode, turns: list[dict[str, Any]]) -> None:
         # a private copy: generations of one prompt must never share state
-        infer_request.data_dict = {**infer_request.data_dict, EPISODE_KEY: episode.to_json()}
+        infer_request.data_dict = {**infer_request.data_dict, EPISODE_KEY: episode.to_json(), TURNS_KEY: turns}
+
+    def _record(self, infer_request: Any, response_choice: Any) -> dict[str, Any]:
+        """What training needs of this turn: the prompt and image it was shown and its own answer."""
+        *prompt, answer = infer_request.messages
+        if answer.get("role") != "assistant":
+            raise ValueError(f"gelab_nav: the turn's answer is not the last message ({answer.get('role')!r})")
+        ids, mask = self.get_response_token_data(infer_request, response_choice)
+        return {"messages": copy.deepcopy(prompt), "images": list(infer_request.images),
+                "completion": response_choice.message.content, "token_ids": ids, "loss_mask": mask,
+                "logprobs": extract_logprobs_from_choice(response_choice),
+                "finish_reason": response_choice.finish_reason}
+
+    async def on_trajectory_start(self, requests: list[Any]) -> None:
+        if not self.trainer_splits_turns:
+            raise RuntimeError(f"gelab_nav: the GRPO trainer is not {GELAB_GRPO_TRAINER} (registered by this "
+                               "plugin), so only each episode's last turn would be trained; ms-swift's colocate "
+                               "mode with this plugin in --external_plugins is the supported launch")
 
     async def on_turn_end(self, infer_request: Any, response_choice: Any, current_turn: int) -> dict[str, Any]:
         episode = self._episode(infer_request)
         _, nav = self._env(infer_request.data_dict["env_dir"])
+        turns = [*infer_request.data_dict.get(TURNS_KEY, []), self._record(infer_request, response_choice)]
         episode.act(response_choice.message.content, nav)
-        self._store(infer_request, episode)
-        # "images" replaces the sample's images for training: the one page image of this turn's prompt
-        return {"done": episode.done, "rollout_infos": {**episode.infos(), "images": list(infer_request.images)}}
+        self._store(infer_request, episode, turns)
+        infos = {**episode.infos(), "images": list(infer_request.images), TURNS_KEY: turns}
+        return {"done": episode.done, "rollout_infos": infos}
 
     def check_finished(self, infer_request: Any, response_choice: Any, current_turn: int) -> bool:
         """The engine decides (complete said, or the cap); never the token limit."""
@@ -134,3 +163,9 @@ orms.update({
     "gelab_episode": GelabEpisode,
 })
 multi_turns["gelab_nav"] = GelabNavScheduler
+
+_registered = TrainerFactory.TRAINER_MAPPING.get("grpo")
+if _registered not in (STOCK_GRPO_TRAINER, GELAB_GRPO_TRAINER):
+    raise RuntimeError(f"gelab plugin: ms-swift's GRPO trainer entry is {_registered!r}, not {STOCK_GRPO_TRAINER!r}; "
+                       "the every-turn MT-RL trainer was written against the latter (gelab.train.swift_trainer)")
+TrainerFactory.TRAINER_MAPPING["grpo"] = GELAB_GRPO_TRAINER

@@ -396,6 +396,7 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 
 STEP_COLUMNS = ("step", "loss", "learning_rate", "grad_norm", "train_speed(s/it)", "reward", "reward_std",
                 "frac_reward_zero_std", "token_acc", "kl", "completions/mean_length")
+TURN_COLUMNS = ("num_turns", "episodes", "turns", "samples")  # MT-RL per step: mean turns, then counts
 
 
 def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -407,7 +408,7 @@ def step_rows(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         row: dict[str, Any] = {"step": step}
         for key, value in entry.items():
-            if key in STEP_COLUMNS or key.startswith("rewards/") and key.endswith("/mean") or key == "num_turns":
+            if key in STEP_COLUMNS or key.startswith("rewards/") and key.endswith("/mean") or key in TURN_COLUMNS:
                 if isinstance(value, (int, float)):
                     row[key] = value
         rows.append(row)
@@ -513,7 +514,7 @@ def summarize(stage: str, rows: list[dict[str, Any]], log: list[dict[str, Any]],
         summary.update(first_loss=losses[0], final_loss=losses[-1],
                        loss_ratio=losses[-1] / losses[0] if losses[0] > 0 else None)  # RL losses start near 0
     tail = rows[-max(1, len(rows) // 4):]  # the last quarter of the run
-    for key in sorted({k for r in rows for k in r if k.startswith("rewards/") or k in ("reward", "num_turns")}):
+    for key in sorted({k for r in rows for k in r if k.startswith("rewards/") or k in ("reward", *TURN_COLUMNS)}):
         first = [r[key] for r in rows if key in r]
         last = [r[key] for r in tail if key in r]
         if first and last:
