@@ -21,6 +21,63 @@ def test_fingerprint_covers_command_rows_and_starting_weights(tmp_path: Path) ->
     assert stamp != fingerprint(command, b"rows", folder_digest(init))
 
 
+def test_the_fingerprint_covers_the_gelab_code(tmp_path: Path) -> None:
+    """A changed plugin (or anything it imports) changes the code digest and so the fingerprint."""
+    from gelab.train.training import code_digest
+
+    pkg = tmp_path / "gelab"
+    (pkg / "train").mkdir(parents=True)
+    (pkg / "train" / "swift_plugin.py").write_text("REWARD = 1\n")
+    (pkg / "notes.txt").write_text("not code")
+    before = code_digest(pkg)
+    (pkg / "notes.txt").write_text("still not code")
+    assert code_digest(pkg) == before
+    (pkg / "train" / "swift_plugin.py").write_text("REWARD = 2\n")
+    after = code_digest(pkg)
+    assert after != before
+    assert fingerprint(["swift"], b"rows", "w", before) != fingerprint(["swift"], b"rows", "w", after)
+
+
+def test_a_finished_run_of_other_code_is_trained_again(tmp_path: Path, monkeypatch) -> None:
+    """Same command, rows and weights but another gelab code: the finished run is discarded, not reused."""
+    import json
+
+    import msgspec
+    import pytest
+
+    from gelab.train import training
+
+    init = tmp_path / "base"
+    init.mkdir()
+    (init / "config.json").write_text("{}")
+    rows = tmp_path / "sft.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    tp = training.TrainParams.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    tp = msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset=str(rows)))
+    out = tmp_path / "sft"
+
+    class Launched(Exception):
+        pass
+
+    def launch(*args, **kwargs):
+        raise Launched
+
+    monkeypatch.setattr(training, "run_attempt", launch)
+    for code in ("old code", "new code"):
+        monkeypatch.setattr(training, "code_digest", lambda code=code: code)
+        if code == "old code":  # a run that finished under the old code
+            with pytest.raises(Launched):
+                training.run_stage(tp, "sft", str(init), out, tmp_path / "metrics")
+            (out / "run" / "checkpoint-2").mkdir()
+            stamp = (out / "run" / "gelab_fingerprint").read_text().strip()
+            (out / "run" / training.FINISHED).write_text(json.dumps({"fingerprint": stamp, "checkpoint": "checkpoint-2",
+                                                                     "wall_time_s": 1.0}))
+        else:
+            with pytest.raises(Launched):  # trained again ...
+                training.run_stage(tp, "sft", str(init), out, tmp_path / "metrics")
+            assert not (out / "run" / "checkpoint-2").exists()  # ... from scratch, not resumed
+
+
 def test_other_nodes_never_discard_a_run(tmp_path: Path, monkeypatch) -> None:
     """A node with NODE_RANK > 0 refuses a stale run folder instead of deleting node 0's work."""
     import json

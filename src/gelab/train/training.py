@@ -328,13 +328,24 @@ def folder_digest(folder: str | Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(command: list[str], rows: bytes, init_digest: str) -> str:
-    """What a run is: its command line, its training rows and the weights it starts from.
+def code_digest(package: Path = Path(__file__).resolve().parents[1]) -> str:
+    """SHA-256 over the gelab package's Python files (names and contents): the reward plugin, the
+    scheduler, the trainer and the template that ms-swift loads, and everything they import."""
+    h = hashlib.sha256()
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
-    A checkpoint is resumed only under the same fingerprint, so a changed base model (or SFT
-    checkpoint) starts the stage over even when the command line names the same folder.
+
+def fingerprint(command: list[str], rows: bytes, init_digest: str, code: str = "") -> str:
+    """What a run is: its command line, its training rows, the weights it starts from and the gelab
+    code ms-swift runs with it (:func:`code_digest`).
+
+    A checkpoint is resumed, and a finished run reused, only under the same fingerprint, so a changed
+    base model (or SFT checkpoint), or a changed plugin, scheduler or trainer, starts the stage over
+    even when the command line names the same folders.
     """
-    return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0").encode() + rows).hexdigest()
+    return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0" + code + "\0").encode() + rows).hexdigest()
 
 
 def saved_weights(checkpoint: Path) -> list[str] | None:
@@ -770,7 +781,7 @@ def run_stage(tp: TrainParams, stage: str, init: str, out: str | Path, metrics_d
     env = launch_env(tp.launch, tp.model.max_pixels)
     command = stage_command(tp, stage, init, str(out / "train.jsonl"), str(run_dir), world_size(env),
                             images=images_per_prompt(rows))
-    stamp = fingerprint(command, rows_bytes, folder_digest(init))
+    stamp = fingerprint(command, rows_bytes, folder_digest(init), code_digest())
 
     primary = env["NODE_RANK"] == "0"  # on a shared filesystem only node 0 cleans up and post-processes
     out.mkdir(parents=True, exist_ok=True)
