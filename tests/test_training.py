@@ -91,7 +91,9 @@ def test_no_machine_path_in_the_training_outputs(sft_out: Path, workdir: Path) -
     assert json.loads((sft_out / "run" / "args.json").read_text())["output_dir"] == "sft/run"
 
 
-def test_a_finished_run_is_not_trained_again(sft_out: Path, data_dir: Path, tiny: Path, workdir: Path) -> None:
+def test_a_finished_run_is_not_trained_again(sft_out: Path, data_dir: Path, tiny: Path, workdir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir)  # the same clone: plugin paths in the command are relative to it
     before = [c.name for c in checkpoints(sft_out / "run")]
     log = (sft_out / "run" / "logging.jsonl").read_text()
     weights = (sft_out / "final" / "model.safetensors").read_bytes()
@@ -102,7 +104,8 @@ def test_a_finished_run_is_not_trained_again(sft_out: Path, data_dir: Path, tiny
 
 
 def test_interrupted_sft_resumes_from_its_last_checkpoint(sft_out: Path, data_dir: Path, tiny: Path,
-                                                         workdir: Path) -> None:
+                                                         workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir)  # the same clone: plugin paths in the command are relative to it
     shutil.rmtree(sft_out / "run" / "checkpoint-4")  # as if killed after saving checkpoint-2
     run_stage(_params(data_dir, tiny), "sft", str(tiny), sft_out, workdir / "metrics")
     assert "--resume_from_checkpoint" in (sft_out / "command.sh").read_text()
