@@ -191,7 +191,7 @@ def test_sft_as_two_nodes_on_loopback(data_dir: Path, tiny: Path, workdir: Path)
     """NNODES=2, one CPU process each, rendezvous on 127.0.0.1, one shared folder (as on a shared filesystem).
 
     Both ranks write their ZeRO-3 shard; only node 0 records the end of the run, consolidates and writes
-    the metrics and the run record. Checkpoints are saved in shards (--max_shard_size 10MB), so final/
+    the metrics and the run record. Checkpoints are saved in shards (--max_shard_size 100KB), so final/
     is ms-swift's sharded save with its index.
     """
     import multiprocessing
@@ -200,7 +200,7 @@ def test_sft_as_two_nodes_on_loopback(data_dir: Path, tiny: Path, workdir: Path)
     from gelab.train.training import WEIGHTS_INDEX, free_port
 
     tp = _params(data_dir, tiny, max_samples=16, max_steps=-1, save_steps=100, grad_accum=2,
-                 extra_args=["--gradient_checkpointing", "false", "--max_shard_size", "10MB"])
+                 extra_args=["--gradient_checkpointing", "false", "--max_shard_size", "100KB"])
     tp = replace(tp, launch=replace(tp.launch, extra_env={"OMP_NUM_THREADS": "1"}))
     out, port = workdir / "sft_two_nodes", str(free_port())
     topology = {"NNODES": "2", "NPROC_PER_NODE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
