@@ -38,22 +38,32 @@ def test_the_fingerprint_covers_the_gelab_code(tmp_path: Path) -> None:
     assert fingerprint(["swift"], b"rows", "w", before) != fingerprint(["swift"], b"rows", "w", after)
 
 
-def test_a_finished_run_of_other_code_is_trained_again(tmp_path: Path, monkeypatch) -> None:
-    """Same command, rows and weights but another gelab code: the finished run is discarded, not reused."""
+def _one_row_sft(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """params.yaml's training params with a one-row SFT dataset, and an empty base model folder."""
     import json
 
     import msgspec
-    import pytest
 
-    from gelab.train import training
+    from gelab.train.training import TrainParams
 
     init = tmp_path / "base"
     init.mkdir()
     (init / "config.json").write_text("{}")
     rows = tmp_path / "sft.jsonl"
     rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
-    tp = training.TrainParams.load(Path(__file__).resolve().parents[1] / "params.yaml")
-    tp = msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset=str(rows)))
+    tp = TrainParams.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    return msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset=str(rows))), init
+
+
+def test_a_finished_run_of_other_code_is_trained_again(tmp_path: Path, monkeypatch) -> None:
+    """Same command, rows and weights but another gelab code: the finished run is discarded, not reused."""
+    import json
+
+    import pytest
+
+    from gelab.train import training
+
+    tp, init = _one_row_sft(tmp_path)
     out = tmp_path / "sft"
 
     class Launched(Exception):
@@ -80,20 +90,11 @@ def test_a_finished_run_of_other_code_is_trained_again(tmp_path: Path, monkeypat
 
 def test_other_nodes_never_discard_a_run(tmp_path: Path, monkeypatch) -> None:
     """A node with NODE_RANK > 0 refuses a stale run folder instead of deleting node 0's work."""
-    import json
-
-    import msgspec
     import pytest
 
-    from gelab.train.training import TrainError, TrainParams, run_stage
+    from gelab.train.training import TrainError, run_stage
 
-    init = tmp_path / "base"
-    init.mkdir()
-    (init / "config.json").write_text("{}")
-    rows = tmp_path / "sft.jsonl"
-    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
-    tp = TrainParams.load(Path(__file__).resolve().parents[1] / "params.yaml")
-    tp = msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset=str(rows)))
+    tp, init = _one_row_sft(tmp_path)
     out = tmp_path / "sft"
     (out / "run" / "checkpoint-2").mkdir(parents=True)
     (out / "run" / "gelab_fingerprint").write_text("another run\n")
