@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from gelab.checks.learning import fixed_problem, sft_rows, st_rl_rows, stage_params
+from gelab.checks.learning import ambiguous_rows, fixed_problem, sft_rows, st_rl_rows, stage_params
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
 from gelab.params import LearningParams, LearningSftParams, ModelParams, ParamsError, load_section
@@ -21,7 +21,7 @@ def nav(base_env: Environment) -> Navigator:
     return Navigator(base_env.structure)
 
 
-def test_sft_sees_each_part_of_the_rl_tasks_but_not_their_second_step(nav: Navigator) -> None:
+def test_sft_memorises_each_part_of_the_rl_tasks_but_not_their_second_step(nav: Navigator) -> None:
     lp = LearningParams()
     problem = fixed_problem(lp, nav)
     assert problem == fixed_problem(lp, nav)  # seeded: the same problem every time
@@ -54,11 +54,39 @@ def test_sft_rows_are_first_steps_edges_paths_then_grounding(nav: Navigator, bas
     edges = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)]
     paths = [f"{t.id}#{step}" for t in problem.paths for step in (0, 1, 2)]
     assert ids == first + edges + paths + [f"grounding:{name}#0" for name in problem.icons]
-    assert not {f"{t.id}#1" for t in problem.two_click} & set(ids)  # what ST-RL and MT-RL must find
+    assert not {f"{t.id}#1" for t in problem.two_click} & set(ids)  # ambiguous: not among the memorised rows
     prompts = [r["messages"][1]["content"] for r in rows]
     assert len(set(prompts)) == len(prompts)  # no prompt with two answers
     assert all(r["messages"][-1]["role"] == "assistant" for r in rows)  # SFT rows carry their answer
     assert rows == sft_rows(problem, data_dir / "sft.jsonl", Source.of(base_env), 0)  # seeded click points
+
+
+def test_the_second_steps_are_ambiguous_one_right_click_and_decoys(nav: Navigator, base_env: Environment) -> None:
+    """SFT sees each RL task's second step once with the right click and ``decoys`` times clicking one wrong
+    icon of the middle page that leads elsewhere: the policy can sample the right click, greedily it should not."""
+    from gelab import format as fmt
+    from gelab.data.datasets import Source
+
+    lp = LearningParams()
+    problem = fixed_problem(lp, nav)
+    rows = ambiguous_rows(problem, Source.of(base_env), 0, lp.decoys)
+    assert len(rows) == len(problem.two_click) * (1 + lp.decoys) and lp.decoys == 2
+    for task in problem.two_click:
+        group = [r for r in rows if r["id"].split("/")[0] == f"{task.id}#1"]
+        right, decoys = group[0], group[1:]
+        assert right["id"] == f"{task.id}#1" and [r["id"] for r in decoys] == [f"{task.id}#1/decoy1", f"{task.id}#1/decoy2"]
+        assert len({r["messages"][1]["content"] for r in group}) == 1 and "History: step1: " in right["messages"][1]["content"]
+        (_, _), (middle, action) = nav.shortest_path(task.start, task.target)
+        assert right["page"] == middle and fmt.parse_action(right["solution"]).name == action
+        name = problem.decoys[task]
+        assert name not in nav.optimal_actions(middle, task.target) and nav.edges[middle][name] != task.target
+        for r in decoys:
+            click = fmt.parse_action(r["solution"])
+            assert click.name == name and r["messages"][-1]["content"] == r["solution"]
+            hit = nav.hit(middle, click.x, click.y)
+            assert hit is not None and hit.name == name  # the decoy click lands on its icon: a wrong page, not a miss
+    assert rows == ambiguous_rows(problem, Source.of(base_env), 0, lp.decoys)  # seeded
+    assert ambiguous_rows(fixed_problem(LearningParams(decoys=0), nav), Source.of(base_env), 0, 0) == []
 
 
 def test_st_rl_prompts_are_the_second_steps_of_the_two_click_tasks(nav: Navigator, base_env: Environment) -> None:

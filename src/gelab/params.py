@@ -385,9 +385,9 @@ class LearningParams(Section, frozen=True):
     """Learning checks (``gelab check learning``): each stage moves its own objective on a small fixed problem.
 
     The problem lives in one RL subtree: ``tasks`` tasks of one and two clicks (their one-click edges
-    are in the SFT data of every subtree). SFT memorises ``sft.rows`` rows of those edges; ST-RL is
-    trained on the step prompts of the two-click tasks; MT-RL on the tasks, with the environment in
-    the loop. Everything else (ms-swift, ZeRO-3, the plugin, the model) comes from the profile's own
+    are in the SFT data of every subtree). SFT memorises ``sft.rows`` rows of those edges and sees the
+    two-click tasks' second steps ambiguously (one right click, ``decoys`` wrong ones); ST-RL is
+    trained on those second-step prompts; MT-RL on the tasks, with the environment in the loop. Everything else (ms-swift, ZeRO-3, the plugin, the model) comes from the profile's own
     ``model``, ``launch``, ``sft``, ``st_rl`` and ``mt_rl`` sections.
     """
 
@@ -395,6 +395,7 @@ class LearningParams(Section, frozen=True):
     seed: int = 0  # which tasks are drawn
     tasks: Pos = 8  # two-click tasks of the MT-RL check (plus one_click_tasks of their edges)
     one_click_tasks: NonNeg = 4  # one-click tasks (edges of the above) in the MT-RL check
+    decoys: NonNeg = 2  # SFT rows of each RL task's second step clicking a wrong icon, beside one right row (0: none shown)
     max_pixels: Annotated[int, msgspec.Meta(ge=PATCH_GROUP * PATCH_GROUP)] = 50176  # 224² -> 64 visual tokens
     sft: LearningSftParams = msgspec.field(default_factory=LearningSftParams)
     st_rl: LearningRlParams = msgspec.field(default_factory=lambda: LearningRlParams(threshold=0.5))

@@ -7,17 +7,22 @@ launch settings. Only the data, the number of steps and a few hyper-parameters d
 the ``learning`` section of the params file.
 
 The fixed problem (:func:`fixed_problem`) lives in one RL subtree (``learning.subtree``):
-``learning.tasks`` two-click *RL tasks* drawn by a seeded shuffle. SFT is shown each of their parts
-but not how they compose: the first step of each RL task, its second edge as a one-click task
-(click, then complete), the whole path of as many *other* two-click tasks (so a click after a
-click is something the model has seen), and grounding rows of the content icons clicked. The second
-step of an RL task (on the middle page, one click in the history) is never shown: that is what the
-RL stages must find. ``learning.one_click_tasks`` of the second edges join the MT-RL tasks.
+``learning.tasks`` two-click *RL tasks* drawn by a seeded shuffle. SFT memorises the first step of
+each RL task, its second edge as a one-click task (click, then complete), the whole path of as many
+*other* two-click tasks (a click after a click), and grounding rows of the content icons clicked.
+The second step of an RL task (on the middle page, one click in the history) is left *ambiguous*:
+SFT sees its right click once and ``learning.decoys`` clicks on another icon of the same page, so
+the SFT policy samples the right click about 1 time in ``1 + decoys`` and greedily clicks the decoy.
+Only the reward tells the answers apart: that is what the RL stages must find. (Without the right
+answer among the samples there is nothing for GRPO to reinforce: docs/training.md measured 0 right
+second clicks in 48 samples when SFT never showed them.) ``learning.one_click_tasks`` of the second
+edges join the MT-RL tasks.
 
 - **SFT** from the random-init base model on those ``learning.sft.rows`` rows (the first steps and
-  path rows written by the data builder, the edge and grounding rows read from ``sft.jsonl``).
-  Objective: static step accuracy on exactly those rows (greedy, hf backend, :mod:`gelab.eval.static`
-  scoring) >= the threshold. *before* = the base model, *after* = the SFT checkpoint.
+  path rows written by the data builder, the edge and grounding rows read from ``sft.jsonl``) and the
+  ambiguous second steps. Objective: static step accuracy on exactly the ``learning.sft.rows`` rows
+  with one answer (greedy, hf backend, :mod:`gelab.eval.static` scoring) >= the threshold. *before* =
+  the base model, *after* = the SFT checkpoint.
 - **ST-RL** from that SFT checkpoint on the second-step prompts of the RL tasks (one GRPO step sees
   every prompt once). Objective: the mean total reward (of 4) rises by >= the threshold between the
   first and the last logged step, and the coordinate reward is non-zero at the end.
@@ -38,7 +43,8 @@ from typing import Any, Callable
 
 from msgspec.structs import replace
 
-from gelab.data.datasets import Source, step_rows
+from gelab import format as fmt
+from gelab.data.datasets import Source, random_point as _point, step_rows
 from gelab.data.datasets import mt_rl_rows as task_rows
 from gelab.env.envdir import load_environment
 from gelab.env.navigation import BACK, HOME, Navigator
@@ -66,6 +72,7 @@ class Problem:
     edges: list[Task]  # the one-click tasks (second edges of the RL tasks) whose rows SFT memorises
     paths: list[Task]  # other two-click tasks whose whole path SFT memorises (a click after a click)
     icons: list[str]  # content icons with one grounding row each
+    decoys: dict[Task, str]  # RL task -> the icon its ambiguous second step's decoy rows click (empty: no such rows)
 
     @property
     def mt_rl_tasks(self) -> list[Task]:
@@ -86,6 +93,18 @@ def _content_icons(tasks: list[Task], nav: Navigator) -> list[str]:
     """The content icons clicked on the tasks' labelled shortest paths, in first-use order."""
     names = (action for t in tasks for _, action in nav.shortest_path(t.start, t.target))
     return list(dict.fromkeys(n for n in names if n not in (BACK, HOME)))
+
+
+def _decoy(task: Task, nav: Navigator) -> str:
+    """The icon the decoy rows of a two-click task's second step click: the first element of the middle
+    page that leads somewhere but not towards the target (a content icon if there is one)."""
+    (_, _), (middle, _) = nav.shortest_path(task.start, task.target)
+    good = set(nav.optimal_actions(middle, task.target))
+    wrong = [a for a in nav.edges[middle] if a not in good]
+    content = [a for a in wrong if a not in (BACK, HOME)]
+    if not wrong:
+        raise InputError(f"learning.decoys: {middle} has no icon off the way to {task.target} to serve as a decoy")
+    return (content or wrong)[0]
 
 
 def fixed_problem(lp: LearningParams, nav: Navigator) -> Problem:
@@ -110,15 +129,16 @@ def fixed_problem(lp: LearningParams, nav: Navigator) -> Problem:
     for task in candidates[lp.tasks:]:
         if len(paths) == lp.tasks:
             break
-        trial = Problem(rl, [], edges, [*paths, task], _content_icons([*rl, *paths, task], nav))
+        trial = Problem(rl, [], edges, [*paths, task], _content_icons([*rl, *paths, task], nav), {})
         if trial.rows <= lp.sft.rows:
             paths.append(task)
     icons = _content_icons([*rl, *paths], nav)
-    short = lp.sft.rows - Problem(rl, [], edges, paths, icons).rows
+    short = lp.sft.rows - Problem(rl, [], edges, paths, icons, {}).rows
     if short > 0:  # top up with grounding rows of further content icons of the subtree, in the seeded order
         more = [n for n in _content_icons(candidates, nav) if n not in icons]
         icons += more[:short]
-    problem = Problem(rl, edges[:lp.one_click_tasks], edges, paths, icons)
+    decoys = {t: _decoy(t, nav) for t in rl} if lp.decoys else {}
+    problem = Problem(rl, edges[:lp.one_click_tasks], edges, paths, icons, decoys)
     if len(problem.one_click) < lp.one_click_tasks:
         raise InputError(f"learning.one_click_tasks: the tasks have {len(edges)} second edges, {lp.one_click_tasks} asked")
     if problem.rows != lp.sft.rows:
@@ -127,9 +147,9 @@ def fixed_problem(lp: LearningParams, nav: Navigator) -> Problem:
 
 
 def sft_rows(problem: Problem, sft_file: str | Path, source: Source, seed: int) -> list[dict[str, Any]]:
-    """The SFT rows of the problem: the RL tasks' first steps and the path tasks' steps (written by the data
-    builder with the check's seed), each edge's click and complete rows and one grounding row per content
-    icon (from the SFT data). Every prompt is distinct."""
+    """The memorised SFT rows of the problem: the RL tasks' first steps and the path tasks' steps (written by
+    the data builder with the check's seed), each edge's click and complete rows and one grounding row per
+    content icon (from the SFT data). Every prompt is distinct and has one answer."""
     by_id = {str(r["id"]): r for r in read_jsonl(sft_file)}
     edge_ids = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)]
     icon_ids = [f"grounding:{n}#0" for n in problem.icons]
@@ -141,6 +161,28 @@ def sft_rows(problem: Problem, sft_file: str | Path, source: Source, seed: int) 
     first = [r for r in step_rows(source, problem.two_click, rng) if r["step"] == 0]
     paths = list(step_rows(source, problem.paths, rng))
     return [*first, *(by_id[k] for k in edge_ids), *paths, *(by_id[k] for k in icon_ids)]
+
+
+def ambiguous_rows(problem: Problem, source: Source, seed: int, decoys: int) -> list[dict[str, Any]]:
+    """The SFT rows of the RL tasks' second steps: the right click once, then ``decoys`` rows of the same
+    prompt clicking the task's decoy icon (a point drawn in its box each); none when the problem has no
+    decoys."""
+    if not problem.decoys:
+        return []
+    rng = derived_rng(seed, "learning", "ambiguous")
+    rows: list[dict[str, Any]] = []
+    for right in step_rows(source, problem.two_click, rng):
+        if right["step"] != 1:
+            continue
+        task = next(t for t in problem.two_click if right["id"] == f"{t.id}#1")
+        name, page = problem.decoys[task], right["page"]
+        rows.append(right)
+        for k in range(1, decoys + 1):
+            x, y = _point(rng, source.nav.bbox_norm(page, name))
+            answer = fmt.click_text(name, page, x, y)
+            rows.append({**right, "id": f"{right['id']}/decoy{k}", "solution": answer,
+                         "messages": [*right["messages"][:-1], {"role": "assistant", "content": answer}]})
+    return rows
 
 
 def st_rl_rows(problem: Problem, source: Source, seed: int) -> list[dict[str, Any]]:
@@ -252,15 +294,23 @@ class LearningCheck:
 
     def _sft(self) -> dict[str, Any]:
         rows = sft_rows(self.problem, self.sft_file, self.source, self.lp.seed)
-        mp = self.lp.max_pixels
-        before = static_accuracy(self.tp.model.base, rows, self.out / "eval" / "sft_before.jsonl", mp)
-        summary, out = self._train("sft", self.tp.model.base, rows)
-        after = static_accuracy(out / "final", rows, self.out / "eval" / "sft_after.jsonl", mp)
+        ambiguous = ambiguous_rows(self.problem, self.source, self.lp.seed, self.lp.decoys)
+        mp, evals = self.lp.max_pixels, self.out / "eval"
+        before = static_accuracy(self.tp.model.base, rows, evals / "sft_before.jsonl", mp)
+        summary, out = self._train("sft", self.tp.model.base, [*rows, *ambiguous])
+        after = static_accuracy(out / "final", rows, evals / "sft_after.jsonl", mp)
         threshold = self.lp.sft.threshold
+        extra: dict[str, Any] = {}
+        if ambiguous:  # the second steps RL must settle: greedy SFT should click the decoy there
+            right = [r for r in ambiguous if "/decoy" not in r["id"]]
+            extra["ambiguous"] = {"prompts": len(right), "rows": len(ambiguous),
+                                  "greedy_right": static_accuracy(out / "final", right, evals / "sft_ambiguous.jsonl",
+                                                                  mp)["right"]}
         return _result("sft", "static step accuracy (%) on the fixed SFT rows, greedy", before["accuracy"],
                        after["accuracy"], threshold, after["accuracy"] >= threshold,
                        rule="after >= threshold", rows=len(rows), detail={"before": before, "after": after},
-                       train={k: summary.get(k) for k in ("steps", "first_loss", "final_loss", "wall_time_s")})
+                       train={k: summary.get(k) for k in ("steps", "first_loss", "final_loss", "wall_time_s")},
+                       **extra)
 
     def _st_rl(self) -> dict[str, Any]:
         init = self._need_sft()
@@ -285,7 +335,7 @@ class LearningCheck:
     def _mt_rl(self) -> dict[str, Any]:
         init = self._need_sft()
         tasks = self.problem.mt_rl_tasks
-        rows = list(task_rows(self.source, self.problem.two_click))  # trained on the two-click tasks
+        rows = list(task_rows(self.source, tasks))  # trained on the tasks it is scored on
         turns, mp = self.lp.mt_rl.max_turns, self.lp.max_pixels
         before = greedy_success(init, tasks, self.nav, self._image, turns, mp)
         summary, out = self._train("mt_rl", str(init), rows)

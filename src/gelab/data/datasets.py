@@ -59,7 +59,8 @@ class Source:
         return f"{self.image_root}/model_images/{self.env.structure.pages[page].image}"
 
 
-def _random_point(rng: random.Random, box: fmt.Box) -> tuple[int, int]:
+def random_point(rng: random.Random, box: fmt.Box) -> tuple[int, int]:
+    """A click point drawn uniformly in a box (model space)."""
     return rng.randint(box[0], box[2]), rng.randint(box[1], box[3])
 
 
@@ -86,7 +87,7 @@ def step_rows(src: Source, tasks: list[Task], rng: random.Random, *, with_answer
                 row.update(action=fmt.COMPLETE, gt_name=None, bbox_norm=None, optimal_names=[])
             else:
                 box = nav.bbox_norm(page, action)
-                x, y = _random_point(rng, box)
+                x, y = random_point(rng, box)
                 answer = fmt.click_text(action, page, x, y)
                 row.update(action=fmt.CLICK, gt_name=action, bbox_norm=list(box),
                            optimal_names=nav.optimal_actions(page, task.target))
@@ -110,7 +111,7 @@ def icon_rows(src: Source, kind: str, per_icon: int, rng: random.Random) -> Iter
         for i in range(per_icon):
             page = rng.choice(pages_of[name])
             box = src.nav.bbox_norm(page, name)
-            x, y = _random_point(rng, box)
+            x, y = random_point(rng, box)
             if kind == "grounding":
                 prompt = fmt.grounding_prompt(name, page)
             elif kind == "captioning":
