@@ -267,44 +267,61 @@ _INSTRUCTION = re.compile(r"Instruction: from (?P<start>page_\d+) to (?P<target>
 _HISTORY_ENTRY = re.compile(r"step(?P<k>\d+): click (?P<name>\S+) icon on (?P<page>page_\d+)\.")
 
 
+def parse_history(text: str) -> list[HistoryStep] | None:
+    """Inverse of :func:`history_text` (surrounding spaces ignored): the steps, or None if ``text`` is
+    not ``Null`` or steps 1, 2, ... joined by single spaces."""
+    history = text.strip()
+    if history == "Null":
+        return []
+    entries = list(_HISTORY_ENTRY.finditer(history))
+    if not entries or " ".join(e.group(0) for e in entries) != history:
+        return None
+    if [e["k"] for e in entries] != [str(k) for k in range(1, len(entries) + 1)]:
+        return None
+    return [HistoryStep(e["name"], e["page"]) for e in entries]
+
+
 def parse_instruction(text: str) -> tuple[str, str, list[HistoryStep]] | None:
     """Inverse of :func:`navigation_prompt`: (start, target, history) or None if not a navigation prompt."""
     m = _INSTRUCTION.search(strip_image_placeholder(text))
     if not m:
         return None
-    history = m["history"].strip()
-    if history == "Null":
-        return m["start"], m["target"], []
-    entries = list(_HISTORY_ENTRY.finditer(history))
-    if not entries or " ".join(e.group(0) for e in entries) != history:
-        return None
-    if [int(e["k"]) for e in entries] != list(range(1, len(entries) + 1)):
-        return None
-    return m["start"], m["target"], [HistoryStep(e["name"], e["page"]) for e in entries]
-
-
-_HISTORY_CHAIN = re.compile(r"step\d+: click \S+ icon on page_\d+\.(?: step\d+: click \S+ icon on page_\d+\.)*\Z")
-_HISTORY_NUMBER = re.compile(r"(?:^| )step(\d+): click ")
+    history = parse_history(m["history"])
+    return None if history is None else (m["start"], m["target"], history)
 
 
 def instruction_step(text: str) -> tuple[str, str, int] | None:
-    """(start, target, number of history steps) of a navigation prompt, or None.
+    """(start, target, number of history steps) of a navigation prompt, or None (the step index of a
+    teacher-forced prompt: its history holds one entry per earlier step)."""
+    parsed = parse_instruction(text)
+    return None if parsed is None else (parsed[0], parsed[1], len(parsed[2]))
 
-    Accepts exactly the prompts :func:`parse_instruction` accepts, without building the history
-    (the static scorer reads 12,439 prompts and needs only the step index).
-    """
-    m = _INSTRUCTION.search(strip_image_placeholder(text))
-    if not m:
-        return None
-    history = m["history"].strip()
-    if history == "Null":
-        return m["start"], m["target"], 0
-    if not _HISTORY_CHAIN.match(history):
-        return None
-    numbers = _HISTORY_NUMBER.findall(history)
-    if numbers != [str(k) for k in range(1, len(numbers) + 1)]:
-        return None
-    return m["start"], m["target"], len(numbers)
+
+# --- ids of tasks and dataset rows -------------------------------------------------------------
+
+_TASK_ID = re.compile(r"(?P<subtree>page_\d+):(?P<start>page_\d+)->(?P<target>page_\d+)")
+
+
+def task_id(start: str, target: str, subtree: str | None = None) -> str:
+    """``SUBTREE:START->TARGET`` (``START->TARGET`` when the subtree is unknown)."""
+    core = f"{start}->{target}"
+    return f"{subtree}:{core}" if subtree else core
+
+
+def parse_task_id(text: str) -> tuple[str, str, str] | None:
+    """Inverse of :func:`task_id` with a subtree: (subtree, start, target), or None for another shape."""
+    m = _TASK_ID.fullmatch(text)
+    return None if m is None else (m["subtree"], m["start"], m["target"])
+
+
+def step_id(start: str, target: str, step: int, subtree: str | None = None) -> str:
+    """Row id of a step sample: ``SUBTREE:START->TARGET#STEP`` (step 0-based; no subtree when unknown)."""
+    return f"{task_id(start, target, subtree)}#{step}"
+
+
+def icon_row_id(kind: str, name: str, index: int) -> str:
+    """Row id of a grounding or captioning sample: ``KIND:NAME#INDEX`` (``grounding:home#0``)."""
+    return f"{kind}:{name}#{index}"
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9&'+\-]*(?:_[A-Za-z0-9&'+\-]+)*_\d+")

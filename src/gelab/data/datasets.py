@@ -76,10 +76,11 @@ def step_rows(src: Source, tasks: list[Task], rng: random.Random, *, with_answer
     nav = src.nav
     for task in tasks:
         path = nav.shortest_path(task.start, task.target)
-        history = ""  # grows turn by turn: "step1: ... step2: ..."
+        history: list[fmt.HistoryStep] = []  # grows turn by turn
         for step, (page, action) in enumerate([*path, (task.target, None)]):
-            prompt = fmt.IMAGE_PLACEHOLDER + fmt.instruction_text(task.start, task.target, history or "Null")
-            row: dict[str, Any] = {"id": f"{task.id}#{step}", "kind": "navigation", "subtree": task.subtree,
+            prompt = fmt.navigation_prompt(task.start, task.target, history)
+            row: dict[str, Any] = {"id": fmt.step_id(task.start, task.target, step, task.subtree),
+                                   "kind": "navigation", "subtree": task.subtree,
                                    "start": task.start, "target": task.target, "path_length": task.path_length,
                                    "step": step, "page": page}
             if action is None:
@@ -91,8 +92,7 @@ def step_rows(src: Source, tasks: list[Task], rng: random.Random, *, with_answer
                 answer = fmt.click_text(action, page, x, y)
                 row.update(action=fmt.CLICK, gt_name=action, bbox_norm=list(box),
                            optimal_names=nav.optimal_actions(page, task.target))
-                entry = fmt.history_entry(step + 1, action, page)
-                history = f"{history} {entry}" if history else entry
+                history.append(fmt.HistoryStep(action, page))
             row["solution"] = answer
             row["messages"] = _messages(prompt, answer if with_answer else None)
             row["images"] = [src.image(page)]
@@ -119,7 +119,7 @@ def icon_rows(src: Source, kind: str, per_icon: int, rng: random.Random) -> Iter
             else:
                 raise ValueError(f"unknown icon task {quote(kind)}")
             answer = fmt.click_text(name, page, x, y)
-            yield {"id": f"{kind}:{name}#{i}", "kind": kind, "page": page, "action": fmt.CLICK, "gt_name": name,
+            yield {"id": fmt.icon_row_id(kind, name, i), "kind": kind, "page": page, "action": fmt.CLICK, "gt_name": name,
                    "bbox_norm": list(box), "solution": answer, "messages": _messages(prompt, answer),
                    "images": [src.image(page)]}
 

@@ -72,17 +72,14 @@ class StepRecord:
         return self.subtree, self.start, self.target
 
 
-def step_id(start: str, target: str, step: int, subtree: str | None = None) -> str:
-    """The project's row id ``SUBTREE:START->TARGET#STEP`` (without the subtree when unknown)."""
-    core = f"{start}->{target}#{step}"
-    return f"{subtree}:{core}" if subtree else core
-
-
 # --- reading ----------------------------------------------------------------------------------
 
 
 def read_rows(path: str | Path) -> list[tuple[int, Any]]:
-    """(line or index, row) pairs of a JSONL file or a JSON array file; bad JSON names the line."""
+    """(line or index, row) pairs of a JSONL file (:func:`gelab.io.jsonl_lines`) or a JSON array file;
+    bad JSON names the line."""
+    from gelab.io import jsonl_lines
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -94,22 +91,16 @@ def read_rows(path: str | Path) -> list[tuple[int, Any]]:
         except msgspec.DecodeError as exc:
             raise PredictionFileError(f"{path}: not a JSON array ({exc})") from None
         return list(enumerate(rows, start=1))
-    numbered = [(i, line) for i, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
-    try:  # one decode of all lines at once is much faster than line by line
-        rows = msgspec.json.decode(b"[" + b",".join(line for _, line in numbered) + b"]")
-        if len(rows) == len(numbered):
-            return [(i, row) for (i, _), row in zip(numbered, rows)]
-    except msgspec.DecodeError:
-        pass  # find and name the bad line below
-    decode = msgspec.json.Decoder().decode
-    out = []
-    for i, line in enumerate(data.split(b"\n"), start=1):
-        if line.strip():
-            try:
-                out.append((i, decode(line)))
-            except msgspec.DecodeError as exc:
-                raise PredictionFileError(f"{path}: line {i}: not JSON ({exc})") from None
-    return out
+    return jsonl_lines(data, path, PredictionFileError)
+
+
+def released_step(user: object, where: str) -> tuple[str, str, int]:
+    """(start, target, step) of the user message of a released-layout row: the step is the length of
+    its history (:func:`gelab.format.instruction_step`); anything else raises naming ``where``."""
+    parsed = fmt.instruction_step(user) if isinstance(user, str) else None
+    if parsed is None:
+        raise PredictionFileError(f"{where}: user message is not a navigation instruction: {quote(str(user), 80)}")
+    return parsed
 
 
 def _box(value: Any, where: str) -> tuple[int, int, int, int]:
@@ -149,10 +140,7 @@ def _release_record(row: dict[str, Any], where: str) -> StepRecord:
     except (KeyError, StopIteration, TypeError, AttributeError):
         raise PredictionFileError(f"{where}: released layout needs messages [user, assistant], path and "
                                   f"prediction") from None
-    parsed = fmt.instruction_step(user) if isinstance(user, str) else None
-    if parsed is None:
-        raise PredictionFileError(f"{where}: user message is not a navigation instruction: {quote(str(user), 80)}")
-    start, target, step = parsed
+    start, target, step = released_step(user, where)
     if not isinstance(length, int) or not 0 <= step <= length:
         raise PredictionFileError(f"{where}: step {step} does not fit path {quote(length)}")
     gt = fmt.parse_action(truth)
@@ -162,7 +150,7 @@ def _release_record(row: dict[str, Any], where: str) -> StepRecord:
         action, name, box = fmt.CLICK, gt.name, _box(row.get("bbox_norm"), where)
     else:
         raise PredictionFileError(f"{where}: ground-truth assistant message is not an answer: {quote(str(truth), 80)}")
-    return StepRecord(where, step_id(start, target, step), NAVIGATION, None, start, target, length, step, action,
+    return StepRecord(where, fmt.step_id(start, target, step), NAVIGATION, None, start, target, length, step, action,
                       name, box, prediction)
 
 
@@ -223,7 +211,7 @@ def check_records(records: Sequence[StepRecord]) -> None:
             if k not in by_step:
                 raise PredictionFileError(
                     f"{any_row.where}: missing row "
-                    f"{quote(step_id(any_row.start, any_row.target, k, task[0]))} "  # type: ignore[arg-type]
+                    f"{quote(fmt.step_id(any_row.start, any_row.target, k, task[0]))} "  # type: ignore[arg-type]
                     f"(task {any_row.start}->{any_row.target} has {any_row.path_length + 1} steps)")  # type: ignore[operator]
 
 
@@ -256,11 +244,8 @@ def join_samples(predictions: str | Path, samples: Sequence[dict[str, Any]],
         elif "messages" in row:
             user = next((m.get("content") for m in row["messages"] if isinstance(m, dict) and m.get("role") == "user"),
                         None) if isinstance(row["messages"], list) else None
-            parsed = fmt.instruction_step(user) if isinstance(user, str) else None
-            if parsed is None:
-                raise PredictionFileError(f"{where}: user message is not a navigation instruction: "
-                                          f"{quote(str(user), 80)}")
-            label, sample = repr(step_id(*parsed)), by_step.get(_sample_key(*parsed))
+            parsed = released_step(user, where)
+            label, sample = repr(fmt.step_id(*parsed)), by_step.get(_sample_key(*parsed))
         else:
             raise PredictionFileError(f"{where}: a prediction row needs 'id' (project layout) or 'messages' "
                                       f"(released layout)")

@@ -8,6 +8,7 @@ already in the file are skipped, so a killed run restarts where it stopped.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -61,12 +62,16 @@ def observation(sample: dict[str, Any], where: str) -> Observation:
                        str(sample["images"][0]))
 
 
-def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, predictions: str | Path, *, batch_size: int,
-            samples_name: str = "samples", resume: bool = True,
+def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, predictions: str | Path | AppendLog, *,
+            batch_size: int, samples_name: str = "samples", resume: bool = True,
             progress: Callable[[int, int], None] | None = None) -> int:
-    """Append a prediction for every sample not yet in ``predictions``; returns how many were made.
-    ``policy`` may be None when the file already answers every sample."""
-    with AppendLog(predictions, resume=resume) as log:
+    """Append a prediction for every sample not yet in ``predictions`` (a path, or a log the caller
+    has open and closes); returns how many were made. ``policy`` may be None when the file already
+    answers every sample."""
+    opened = isinstance(predictions, AppendLog)
+    with nullcontext(predictions) if opened else AppendLog(predictions, resume=resume) as log:  # type: ignore[arg-type]
+        if opened:
+            predictions = log.path
         done = {str(r.get("id")) for r in log.rows}
         known = {str(s["id"]) for s in samples}
         stray = next((r for r in log.rows if str(r.get("id")) not in known), None)

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Union
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
-from gelab.errors import InputError, quote
+from gelab.errors import InputError, fits, quote
 
 Percent = Annotated[float, Meta(ge=0, le=100, description="a percentage in 0..100")]
 Count = Annotated[int, Meta(ge=0, description="an integer count >= 0")]
@@ -170,14 +170,6 @@ def _partial_type(tp: Any) -> Any:
 # --- error messages: the first problem, as "dotted.key: what is wrong" --------------------------
 
 
-def _fits(value: Any, tp: Any) -> bool:
-    try:
-        msgspec.convert(value, tp, strict=True)
-    except msgspec.ValidationError:
-        return False
-    return True
-
-
 def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
     """Why ``value`` does not fit ``tp`` (None if it does); ``key`` is its dotted key."""
     options = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
@@ -208,13 +200,13 @@ def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
             return f"{where}expected an object keyed by path length, got {quote(value)}"
         key_type, entry = typing.get_args(tp)
         for length, item in value.items():
-            if not _fits(length, key_type):
+            if not fits(length, key_type):
                 return f"{key}.{length}: unknown key (path lengths are 1, 2, ...)"
             problem = _problem(item, entry, f"{key}.{length}", partial)
             if problem:
                 return problem
         return None
-    if _fits(value, tp):
+    if fits(value, tp):
         return None
     if tp is Interval:
         return f"{where}expected [low, high], two percentages with low <= high, got {quote(value)}"

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
+from gelab import format as fmt
 from gelab.env.navigation import Navigator
 from gelab.env.structure import ROOT_PAGE, EnvStructure
 from gelab.errors import InputError, quote
@@ -33,7 +34,7 @@ class Task:
 
     @property
     def id(self) -> str:
-        return f"{self.subtree}:{self.start}->{self.target}"
+        return fmt.task_id(self.start, self.target, self.subtree)
 
     def is_successful(self, page: str, said_complete: bool) -> float:
         """Strict success: 1.0 iff ``complete`` was said on the target page (SPEC §5, §6)."""

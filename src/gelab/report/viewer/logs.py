@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gelab import format as fmt
 from gelab.errors import InputError, quote
 from gelab.eval.records import read_log
 
 REQUIRED = ("episode", "task", "attempt", "step", "page", "output", "action", "click", "claimed", "hit",
             "new_page", "error", "done")
-_TASK_ID = re.compile(r"(?P<subtree>page_\d+):(?P<start>page_\d+)->(?P<target>page_\d+)")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
@@ -36,7 +36,7 @@ class EpisodeLog:
 
     @property
     def task(self) -> str:
-        return f"{self.subtree}:{self.start}->{self.target}"
+        return fmt.task_id(self.start, self.target, self.subtree)
 
 
 def check_model_name(name: str, where: str) -> str:
@@ -58,8 +58,8 @@ def read_episodes(model: str, path: str | Path) -> list[EpisodeLog]:
         missing = [f for f in REQUIRED if f not in row]
         if missing:
             raise InputError(f"{path}: line {line}: no field {quote(missing[0])} (not a trajectory row)")
-        m = _TASK_ID.fullmatch(str(row["task"]))
-        if m is None:
+        task = fmt.parse_task_id(str(row["task"]))
+        if task is None:
             raise InputError(f"{path}: line {line}: field 'task': {quote(row['task'])} is not SUBTREE:START->TARGET")
         key = str(row["episode"])
         steps = grouped.setdefault(key, [])
@@ -70,7 +70,7 @@ def read_episodes(model: str, path: str | Path) -> list[EpisodeLog]:
             raise InputError(f"{path}: line {line}: episode {key} continues after its last step")
         if not isinstance(row["attempt"], int):
             raise InputError(f"{path}: line {line}: field 'attempt': {quote(row['attempt'])} is not an integer")
-        head = (m["subtree"], m["start"], m["target"], row["attempt"])
+        head = (*task, row["attempt"])
         if heads.setdefault(key, head) != head:
             raise InputError(f"{path}: line {line}: episode {key} changes task or attempt")
         steps.append(row)

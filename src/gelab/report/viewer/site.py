@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from tqdm import tqdm
 
+from gelab import format as fmt
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
 from gelab.errors import InputError, quote
@@ -67,7 +68,7 @@ def task_table(env: Environment, runs: Mapping[str, Sequence[EpisodeLog]]) -> tu
         if length is None:
             raise InputError(f"{env.root}: {target} cannot be reached from {start}")
         optimal = [[p, a, nav.edges[p][a]] for p, a in nav.shortest_path(start, target)]
-        index[f"{subtree}:{start}->{target}"] = len(rows)
+        index[fmt.task_id(start, target, subtree)] = len(rows)
         rows.append({"subtree": subtree, "start": start, "target": target, "length": length, "optimal": optimal})
     return rows, index
 
