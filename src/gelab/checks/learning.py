@@ -151,8 +151,8 @@ def sft_rows(problem: Problem, sft_file: str | Path, source: Source, seed: int) 
     the data builder with the check's seed), each edge's click and complete rows and one grounding row per
     content icon (from the SFT data). Every prompt is distinct and has one answer."""
     by_id = {str(r["id"]): r for r in read_jsonl(sft_file)}
-    edge_ids = [f"{e.id}#{step}" for e in problem.edges for step in (0, 1)]
-    icon_ids = [f"grounding:{n}#0" for n in problem.icons]
+    edge_ids = [fmt.step_id(e.start, e.target, step, e.subtree) for e in problem.edges for step in (0, 1)]
+    icon_ids = [fmt.icon_row_id("grounding", n, 0) for n in problem.icons]
     missing = [k for k in [*edge_ids, *icon_ids] if k not in by_id]
     if missing:
         raise InputError(f"{sft_file}: no row {quote(missing[0])} (SFT data with edge data of every subtree and "
@@ -174,7 +174,7 @@ def ambiguous_rows(problem: Problem, source: Source, seed: int, decoys: int) -> 
     for right in step_rows(source, problem.two_click, rng):
         if right["step"] != 1:
             continue
-        task = next(t for t in problem.two_click if right["id"] == f"{t.id}#1")
+        task = next(t for t in problem.two_click if right["id"] == fmt.step_id(t.start, t.target, 1, t.subtree))
         name, page = problem.decoys[task], right["page"]
         rows.append(right)
         for k in range(1, decoys + 1):
