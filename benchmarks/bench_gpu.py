@@ -17,7 +17,7 @@ made here, under ``--out``:
    shards with the tiny tokenizer (Qwen's special tokens at their canonical ids). ``--layers`` keeps
    fewer text layers when the full model does not fit; every figure then states the layer count and
    the per-layer extrapolation to 28.
-2. **sft**: the paper profile's own ``swift sft`` command (:func:`gelab.train.training.sft_command`
+2. **sft**: the paper profile's own ``swift sft`` command (:func:`gelab.train.command.sft_command`
    with ``profiles/paper.yaml``), with the rehearsal's substitutions only: one process instead of 16
    GPUs, sdpa instead of flash-attention, no packing (packing needs flash-attention), ``--sft-steps``
    steps, nothing saved (``--save_strategy no``; 64 GB of disk hold no 7B ZeRO-3 checkpoint). Reports
@@ -66,7 +66,10 @@ from gelab.params import EvalParams, TinyModelParams, load_section
 from gelab.seeding import derived_rng
 from gelab.tasks.universe import task_universe
 from gelab.train.tiny_model import TEMPLATE
-from gelab.train.training import TrainParams, launch_env, read_log, rl_command, sft_command, step_rows as logged_steps
+from gelab.train.command import rl_command, sft_command
+from gelab.train.config import TrainParams
+from gelab.train.launch import launch_env
+from gelab.train.logs import read_log, step_rows as logged_steps
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "profiles" / "paper.yaml"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from gelab.params import TinyModelParams
-from gelab.train import training
-from gelab.train.training import WEIGHTS_INDEX, consolidate, saved_weights
+from gelab.train import weights
+from gelab.train.weights import WEIGHTS_INDEX, consolidate, saved_weights
 
 
 @pytest.fixture(scope="module")
@@ -114,4 +114,4 @@ def test_consolidating_again_replaces_final_whole(tmp_path: Path, model, no_zero
     consolidate(checkpoint(tmp_path / "a", model), final)  # one file
     consolidate(checkpoint(tmp_path / "b", model, max_shard_size="100KB"), final)  # then shards
     assert not (final / "model.safetensors").exists() and (final / WEIGHTS_INDEX).exists()
-    assert training.saved_weights(final) is not None
+    assert weights.saved_weights(final) is not None

@@ -30,7 +30,7 @@ from gelab.eval.interactive import interactive_metrics, run_episodes
 from gelab.eval.policies import ModelPolicy
 from gelab.eval.records import read_log
 from gelab.train.tiny_model import TEMPLATE
-from gelab.train.training import TEMPLATE_PLUGIN
+from gelab.train.command import TEMPLATE_PLUGIN
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL_IMAGES = 112 * 112  # 16 visual tokens: keeps CPU tests fast (the paper profile uses 448²)

@@ -358,7 +358,7 @@ def test_pinned_ms_swift_is_the_series_the_trainer_was_checked_against() -> None
 
 
 def test_training_summary_reports_episodes_turns_and_samples_per_step() -> None:
-    from gelab.train.training import step_rows, summarize
+    from gelab.train.logs import step_rows, summarize
 
     log = [{"global_step/max_steps": f"{k}/2", "loss": 0.1, "reward": 0.25 * k, "num_turns": 2.5 + k / 4,
             "episodes": 32.0, "turns": 80.0 + 8 * k, "samples": 80.0 + 8 * k} for k in (1, 2)]

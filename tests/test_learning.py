@@ -13,7 +13,8 @@ from gelab.checks.learning import ambiguous_rows, fixed_problem, sft_rows, st_rl
 from gelab.env.envdir import Environment
 from gelab.env.navigation import Navigator
 from gelab.params import LearningParams, LearningSftParams, ModelParams, ParamsError, load_section
-from gelab.train.training import TrainParams, rl_command, sft_command
+from gelab.train.command import rl_command, sft_command
+from gelab.train.config import TrainParams
 
 
 @pytest.fixture(scope="module")

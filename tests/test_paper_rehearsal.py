@@ -50,7 +50,7 @@ def test_the_rehearsal_changes_only_the_listed_keys() -> None:
 
 def test_the_rehearsal_params_are_valid_and_keep_the_paper_recipe(tmp_path: Path) -> None:
     from gelab.params import EvalParams, load_section
-    from gelab.train.training import TrainParams
+    from gelab.train.config import TrainParams
 
     file = tmp_path / "params.yaml"
     file.write_text(yaml.safe_dump(params()))

@@ -120,7 +120,7 @@ def test_overrides_are_checked_like_the_file() -> None:
 
 
 def test_both_profiles_pass_every_check() -> None:
-    from gelab.train.training import TrainParams
+    from gelab.train.config import TrainParams
 
     for path in (REPO / "params.yaml", REPO / "profiles" / "paper.yaml"):
         TrainParams.load(path)
@@ -130,7 +130,8 @@ def test_both_profiles_pass_every_check() -> None:
 
 
 def test_several_nodes_need_node_0s_address() -> None:
-    from gelab.train.training import TrainError, launch_env
+    from gelab.train.config import TrainError
+    from gelab.train.launch import launch_env
 
     launch = LaunchParams(nnodes=2, master_addr="")
     with pytest.raises(TrainError, match="set MASTER_ADDR"):

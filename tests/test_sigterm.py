@@ -198,8 +198,9 @@ with open(out / "logging.jsonl", "a") as log:
 
 TRAIN = r'''
 import sys
+import gelab.train.launch as launch
 import gelab.train.training as training
-training.HEARTBEAT_S = 0.2
+launch.HEARTBEAT_S = 0.2
 training.shutil.which = lambda *a, **k: sys.argv[1]
 from gelab.cli import main
 sys.exit(main(["train", "sft", "--params", sys.argv[2], "--init", "base", "--out", "build/sft"]))

@@ -143,7 +143,8 @@ def test_a_template_whose_media_id_disagrees_fails_in_one_line(tiny_dir: Path, t
     from swift.template import get_template
 
     from gelab.train.swift_template import MediaIdMismatch
-    from gelab.train.training import TrainError, check_template
+    from gelab.train.checks import check_template
+    from gelab.train.config import TrainError
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_dir, broken)

@@ -14,7 +14,10 @@ import pytest
 from msgspec.structs import replace
 
 from gelab.params import LaunchParams, ModelParams, RlParams, SftParams, TinyModelParams
-from gelab.train.training import TrainParams, checkpoints, cpu_ranks_args, run_stage
+from gelab.train.command import cpu_ranks_args
+from gelab.train.config import TrainParams
+from gelab.train.resume import checkpoints
+from gelab.train.training import run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -197,7 +200,8 @@ def test_sft_as_two_nodes_on_loopback(data_dir: Path, tiny: Path, workdir: Path)
     import multiprocessing
     import time
 
-    from gelab.train.training import WEIGHTS_INDEX, free_port
+    from gelab.train.launch import free_port
+    from gelab.train.weights import WEIGHTS_INDEX
 
     tp = _params(data_dir, tiny, max_samples=16, max_steps=-1, save_steps=100, grad_accum=2,
                  extra_args=["--gradient_checkpointing", "false", "--max_shard_size", "100KB"])

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from gelab.params import ParamsError
-from gelab.train.training import STAGES, TrainParams, launch_env, stage_command
+from gelab.train.command import stage_command
+from gelab.train.config import STAGES, TrainParams
+from gelab.train.launch import launch_env
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "profiles" / "paper.yaml"
@@ -102,7 +104,8 @@ def test_launch_topology_comes_from_params_unless_the_environment_sets_it() -> N
 
 
 def test_missing_paper_weights_name_what_to_put_where(tmp_path: Path) -> None:
-    from gelab.train.training import TrainError, check_init
+    from gelab.train.checks import check_init
+    from gelab.train.config import TrainError
 
     with pytest.raises(TrainError, match=r"model.base: .*Qwen2.5-VL-7B-Instruct.*dvc add data"):
         check_init(str(tmp_path / "data" / "Qwen2.5-VL-7B-Instruct"), "model.base")
@@ -139,7 +142,7 @@ def _paper_stage_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # typ
 
     import msgspec
 
-    from gelab.train import training
+    import subprocess
 
     init = tmp_path / "data" / "Qwen2.5-VL-7B-Instruct"
     init.mkdir(parents=True)
@@ -153,7 +156,7 @@ def _paper_stage_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # typ
     def no_training(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("training started although a GPU package is missing")
 
-    monkeypatch.setattr(training.subprocess, "run", no_training)
+    monkeypatch.setattr(subprocess, "run", no_training)
     for module in ("flash_attn", "vllm"):  # absent, whatever this machine has installed
         monkeypatch.setitem(sys.modules, module, None)
     return tp, init
@@ -184,7 +187,8 @@ def test_a_flash_attn_that_does_not_load_is_reported(tmp_path: Path, monkeypatch
     """Installed but built against another torch: the import fails with undefined symbols."""
     import sys
 
-    from gelab.train.training import TrainError, check_gpu_packages
+    from gelab.train.checks import check_gpu_packages
+    from gelab.train.config import TrainError
 
     tp = TrainParams.load(PAPER)
     broken = tmp_path / "flash_attn"
@@ -199,7 +203,7 @@ def test_a_flash_attn_that_does_not_load_is_reported(tmp_path: Path, monkeypatch
 def test_default_profile_needs_no_gpu_package(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from gelab.train.training import check_gpu_packages
+    from gelab.train.checks import check_gpu_packages
 
     for module in ("flash_attn", "vllm"):
         monkeypatch.setitem(sys.modules, module, None)
@@ -217,7 +221,7 @@ def test_rl_prompts_must_fit_an_image_and_the_answer(tmp_path: Path) -> None:
 
 
 def test_vllm_image_limit_is_the_most_images_a_prompt_of_the_data_has() -> None:
-    from gelab.train.training import images_per_prompt, rl_command
+    from gelab.train.command import images_per_prompt, rl_command
 
     tp = TrainParams.load(PAPER)
     assert images_per_prompt([{"images": ["a.png"]}, {"images": []}]) == 1

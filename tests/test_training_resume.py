@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gelab.train.training import fingerprint, folder_digest
+from gelab.train.resume import fingerprint, folder_digest
 
 
 def test_fingerprint_covers_command_rows_and_starting_weights(tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_fingerprint_covers_command_rows_and_starting_weights(tmp_path: Path) ->
 
 def test_the_fingerprint_covers_the_gelab_code(tmp_path: Path) -> None:
     """A changed plugin (or anything it imports) changes the code digest and so the fingerprint."""
-    from gelab.train.training import code_digest
+    from gelab.train.resume import code_digest
 
     pkg = tmp_path / "gelab"
     (pkg / "train").mkdir(parents=True)
@@ -44,7 +44,7 @@ def _one_row_sft(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     import msgspec
 
-    from gelab.train.training import TrainParams
+    from gelab.train.config import TrainParams
 
     init = tmp_path / "base"
     init.mkdir()
@@ -92,7 +92,8 @@ def test_other_nodes_never_discard_a_run(tmp_path: Path, monkeypatch) -> None:
     """A node with NODE_RANK > 0 refuses a stale run folder instead of deleting node 0's work."""
     import pytest
 
-    from gelab.train.training import TrainError, run_stage
+    from gelab.train.config import TrainError
+    from gelab.train.training import run_stage
 
     tp, init = _one_row_sft(tmp_path)
     out = tmp_path / "sft"
@@ -125,7 +126,7 @@ def _synthetic_log() -> list[dict]:
 
 
 def test_step_log_of_a_twice_resumed_run_has_each_step_once_from_the_surviving_attempt() -> None:
-    from gelab.train.training import attempts_of, step_rows, timeline, train_time
+    from gelab.train.logs import attempts_of, step_rows, timeline, train_time
 
     log = _synthetic_log()
     rows = step_rows(timeline(log))
@@ -184,8 +185,9 @@ with open(out / "logging.jsonl", "a") as log:
 RUN_STAGE = r'''
 import sys
 import msgspec
+import gelab.train.launch as launch
 import gelab.train.training as training
-training.HEARTBEAT_S = 0.2
+launch.HEARTBEAT_S = 0.2
 training.shutil.which = lambda *a, **k: sys.argv[1]
 tp = training.TrainParams.load(sys.argv[2])
 tp = msgspec.structs.replace(tp, sft=msgspec.structs.replace(tp.sft, dataset="data/sft.jsonl", max_samples=0,
@@ -244,7 +246,7 @@ def test_a_run_killed_twice_resumes_to_one_clean_log_and_a_summary_of_every_atte
 def test_machine_paths_become_relative_and_other_folders_are_left_alone(tmp_path: Path) -> None:
     import json
 
-    from gelab.train.training import strip_machine_paths
+    from gelab.train.resume import strip_machine_paths
 
     root = tmp_path / "clone"
     out = root / "build" / "sft"
@@ -264,7 +266,7 @@ def test_machine_paths_become_relative_and_other_folders_are_left_alone(tmp_path
 
 def test_the_summary_counts_steps_that_fell_between_logging_steps() -> None:
     """logging_steps 5 and 2 steps (the paper rehearsal): ms-swift logs step 1, then only its final entry."""
-    from gelab.train.training import step_rows, summarize
+    from gelab.train.logs import step_rows, summarize
 
     log = [_entry(1, 0.7, "6s", max_steps=2),
            {"train_runtime": 11.8, "train_samples_per_second": 1.4, "global_step/max_steps": "2/2"}]

@@ -58,7 +58,9 @@ from gelab.io import atomic_write_bytes, atomic_write_json, jsonl_bytes, read_js
 from gelab.params import LearningParams, as_dict, load_section
 from gelab.seeding import derived_rng
 from gelab.tasks.universe import Task, task_universe
-from gelab.train.training import TrainParams, read_log, run_stage, step_rows as logged_steps
+from gelab.train.config import TrainParams
+from gelab.train.logs import read_log, step_rows as logged_steps
+from gelab.train.training import run_stage
 
 STAGES = ("sft", "st_rl", "mt_rl")
 

@@ -21,7 +21,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 def cmd_stage(args: argparse.Namespace) -> int:
     import sys
 
-    from gelab.train.training import TrainError, TrainParams, run_stage
+    from gelab.train.config import TrainError, TrainParams
+    from gelab.train.training import run_stage
 
     tp = TrainParams.load(args.params)
     init = args.init or tp.model.base
@@ -37,7 +38,9 @@ def cmd_stage(args: argparse.Namespace) -> int:
 def cmd_command(args: argparse.Namespace) -> int:
     import shlex
 
-    from gelab.train.training import TrainParams, launch_env, stage_command, world_size
+    from gelab.train.command import stage_command
+    from gelab.train.config import TrainParams
+    from gelab.train.launch import launch_env, world_size
 
     tp = TrainParams.load(args.params)
     ranks = world_size(launch_env(tp.launch, tp.model.max_pixels))  # NNODES/NPROC_PER_NODE: environment wins

@@ -1,7 +1,7 @@
 """ms-swift plugin for ZeRO-3 with several CPU processes: join their process group through DeepSpeed.
 
 Loaded with ``--external_plugins`` (only when training on CPU with more than one rank; see
-:func:`gelab.train.training.cpu_ranks_args`). ms-swift imports plugins before it builds the model.
+:func:`gelab.train.command.cpu_ranks_args`). ms-swift imports plugins before it builds the model.
 
 Why it is needed: with several ranks on a machine without GPUs, transformers (``--use_cpu true``)
 creates a gloo process group itself, but DeepSpeed only learns the world size from its own
