@@ -192,13 +192,7 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
     raw_pages = _require(raw, "pages", dict, source)
     metadata = _require(raw, "metadata", dict, source)
     if canvas is None:
-        meta_canvas = metadata.get("canvas", list(DEFAULT_CANVAS))
-        if (not isinstance(meta_canvas, list) or len(meta_canvas) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_CANVAS
-                           for v in meta_canvas)):
-            raise EnvFileError(f"{source}: metadata.canvas: expected [width, height], each 1..{MAX_CANVAS} "
-                               f"pixels, got {quote(meta_canvas)}")
-        canvas = (meta_canvas[0], meta_canvas[1])
+        canvas = _canvas(metadata, source)
     pages: dict[str, Page] = {}
     images: dict[str, str] = {}  # image name, lower case -> the page that has it
     for page_id, raw_page in raw_pages.items():
@@ -214,52 +208,72 @@ def parse_structure(raw: Any, source: str = STRUCTURE_FILE, canvas: tuple[int, i
             raise EnvFileError(f"{where}.image: {quote(image)} is already the image of {images[image.lower()]} "
                                f"(each page needs its own image file)")
         images[image.lower()] = page_id
-        raw_layout = _require(raw_page, "layout", dict, where)
-        raw_transitions = _require(raw_page, "transitions", list, where)
-        elements = []
-        for name, raw_el in raw_layout.items():
-            ewhere = f"{where}.layout.{name}"
-            if not fmt.is_valid_icon_name(name):
-                raise EnvFileError(f"{where}.layout: icon name {quote(name)} must be back, home or <Category>_<N> "
-                                   f"without spaces")
-            bbox = _box(_require(raw_el, "bbox", list, ewhere), f"{ewhere}.bbox")
-            kind = _require(raw_el, "type", str, ewhere)
-            if kind not in (NORMAL, SYSTEM):
-                raise EnvFileError(f"{ewhere}.type: expected 'normal' or 'system', got {quote(kind)}")
-            if (kind == SYSTEM) != (name in fmt.SYSTEM_NAMES):
-                raise EnvFileError(f"{ewhere}.type: back and home are the 'system' buttons, every other icon is "
-                                   f"'normal' (got {quote(kind)})")
-            if not (0 <= bbox[0] and 0 <= bbox[1] and bbox[2] <= canvas[0] and bbox[3] <= canvas[1]):
-                raise EnvFileError(f"{ewhere}.bbox: box {list(bbox)} outside the {canvas[0]}x{canvas[1]} canvas")
-            extra = {k: v for k, v in raw_el.items() if k not in ("bbox", "type")}
-            elements.append(Element(name, bbox, kind, extra))
-        for i, a in enumerate(elements):
-            for b in elements[i + 1:]:
-                if a.bbox[0] <= b.bbox[2] and b.bbox[0] <= a.bbox[2] and a.bbox[1] <= b.bbox[3] and b.bbox[1] <= a.bbox[3]:
-                    raise EnvFileError(f"{where}.layout: boxes of {quote(a.name)} {list(a.bbox)} and {quote(b.name)} "
-                                       f"{list(b.bbox)} overlap")
-        transitions = []
-        seen_actions: set[str] = set()
-        for j, raw_t in enumerate(raw_transitions):
-            twhere = f"{where}.transitions[{j}]"
-            action = _require(raw_t, "action", str, twhere)
-            target = _require(raw_t, "target_page", str, twhere)
-            icon_bbox = _box(_require(raw_t, "icon_bbox", list, twhere), f"{twhere}.icon_bbox")
-            element = next((e for e in elements if e.name == action), None)
-            if element is None:
-                raise EnvFileError(f"{twhere}.action: {quote(action)} is not in the page's layout")
-            if icon_bbox != element.bbox:
-                raise EnvFileError(f"{twhere}.icon_bbox: {list(icon_bbox)} differs from layout box {list(element.bbox)}")
-            if action in seen_actions:
-                raise EnvFileError(f"{twhere}.action: {quote(action)} has two transitions on this page")
-            seen_actions.add(action)
-            extra = {k: v for k, v in raw_t.items() if k not in ("action", "target_page", "icon_bbox")}
-            transitions.append(Transition(action, target, icon_bbox, extra))
+        elements = _elements(_require(raw_page, "layout", dict, where), canvas, where)
+        transitions = _transitions(_require(raw_page, "transitions", list, where), elements, where)
         extra = {k: v for k, v in raw_page.items() if k not in ("image", "depth", "layout", "transitions")}
         pages[page_id] = Page(page_id, depth, image, elements, transitions, extra)
     structure = EnvStructure(pages, canvas, dict(metadata), {k: v for k, v in raw.items() if k not in ("pages", "metadata")})
     _check_graph(structure, source)
     return structure
+
+
+def _canvas(metadata: dict[str, Any], source: str) -> tuple[int, int]:
+    """``metadata.canvas`` (default :data:`DEFAULT_CANVAS`) as (width, height)."""
+    meta_canvas = metadata.get("canvas", list(DEFAULT_CANVAS))
+    if (not isinstance(meta_canvas, list) or len(meta_canvas) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_CANVAS for v in meta_canvas)):
+        raise EnvFileError(f"{source}: metadata.canvas: expected [width, height], each 1..{MAX_CANVAS} "
+                           f"pixels, got {quote(meta_canvas)}")
+    return meta_canvas[0], meta_canvas[1]
+
+
+def _elements(raw_layout: dict[str, Any], canvas: tuple[int, int], where: str) -> list[Element]:
+    """A page's layout: valid icon names and types, boxes inside the canvas that do not overlap."""
+    elements = []
+    for name, raw_el in raw_layout.items():
+        ewhere = f"{where}.layout.{name}"
+        if not fmt.is_valid_icon_name(name):
+            raise EnvFileError(f"{where}.layout: icon name {quote(name)} must be back, home or <Category>_<N> "
+                               f"without spaces")
+        bbox = _box(_require(raw_el, "bbox", list, ewhere), f"{ewhere}.bbox")
+        kind = _require(raw_el, "type", str, ewhere)
+        if kind not in (NORMAL, SYSTEM):
+            raise EnvFileError(f"{ewhere}.type: expected 'normal' or 'system', got {quote(kind)}")
+        if (kind == SYSTEM) != (name in fmt.SYSTEM_NAMES):
+            raise EnvFileError(f"{ewhere}.type: back and home are the 'system' buttons, every other icon is "
+                               f"'normal' (got {quote(kind)})")
+        if not (0 <= bbox[0] and 0 <= bbox[1] and bbox[2] <= canvas[0] and bbox[3] <= canvas[1]):
+            raise EnvFileError(f"{ewhere}.bbox: box {list(bbox)} outside the {canvas[0]}x{canvas[1]} canvas")
+        extra = {k: v for k, v in raw_el.items() if k not in ("bbox", "type")}
+        elements.append(Element(name, bbox, kind, extra))
+    for i, a in enumerate(elements):
+        for b in elements[i + 1:]:
+            if a.bbox[0] <= b.bbox[2] and b.bbox[0] <= a.bbox[2] and a.bbox[1] <= b.bbox[3] and b.bbox[1] <= a.bbox[3]:
+                raise EnvFileError(f"{where}.layout: boxes of {quote(a.name)} {list(a.bbox)} and {quote(b.name)} "
+                                   f"{list(b.bbox)} overlap")
+    return elements
+
+
+def _transitions(raw_transitions: list[Any], elements: list[Element], where: str) -> list[Transition]:
+    """A page's transitions: each from an element of its layout, with that element's box, once per action."""
+    transitions = []
+    seen_actions: set[str] = set()
+    for j, raw_t in enumerate(raw_transitions):
+        twhere = f"{where}.transitions[{j}]"
+        action = _require(raw_t, "action", str, twhere)
+        target = _require(raw_t, "target_page", str, twhere)
+        icon_bbox = _box(_require(raw_t, "icon_bbox", list, twhere), f"{twhere}.icon_bbox")
+        element = next((e for e in elements if e.name == action), None)
+        if element is None:
+            raise EnvFileError(f"{twhere}.action: {quote(action)} is not in the page's layout")
+        if icon_bbox != element.bbox:
+            raise EnvFileError(f"{twhere}.icon_bbox: {list(icon_bbox)} differs from layout box {list(element.bbox)}")
+        if action in seen_actions:
+            raise EnvFileError(f"{twhere}.action: {quote(action)} has two transitions on this page")
+        seen_actions.add(action)
+        extra = {k: v for k, v in raw_t.items() if k not in ("action", "target_page", "icon_bbox")}
+        transitions.append(Transition(action, target, icon_bbox, extra))
+    return transitions
 
 
 def _check_graph(s: EnvStructure, source: str) -> None:
