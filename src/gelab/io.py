@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -158,3 +159,22 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_digest(root: str | Path, pattern: str = "*") -> str:
+    """SHA-256 over the names (relative to ``root``) and contents of the files under ``root`` matching
+    ``pattern``, in sorted order: a model folder (``*``) or a package's code (``*.py``)."""
+    h = hashlib.sha256()
+    root = Path(root)
+    for f in sorted(p for p in root.rglob(pattern) if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + bytes.fromhex(file_digest(f)) + b"\0")
+    return h.hexdigest()

@@ -110,7 +110,8 @@ def _check_inputs(args: argparse.Namespace, samples: list[dict[str, Any]] | None
 
 
 def _identity(args: argparse.Namespace, params: EvalParams, temperature: float, **extra: Any) -> dict[str, Any]:
-    from gelab.eval.records import code_digest, file_digest, folder_signature
+    from gelab.eval.records import code_digest, folder_signature
+    from gelab.io import file_digest
 
     model = args.model or args.api_model
     ident = {"policy": args.policy, "model": str(model) if model else None, "seed": params.seed, **extra}

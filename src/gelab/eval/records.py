@@ -108,17 +108,6 @@ def claim_log(path: str | Path, identity: dict[str, Any], *, fresh: bool = False
     atomic_write_json(meta, identity)
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (data files and environment files: what a log's rows depend on)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def folder_signature(folder: str | Path) -> str:
     """SHA-256 over the names, sizes and modification times of a folder's files: cheap for a 15 GB model,
     and it changes whenever training writes the folder again (a copy with new times only restarts a log)."""

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gelab.io import atomic_write_bytes
+from gelab.io import atomic_write_bytes, tree_digest
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -23,24 +23,14 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 
 def folder_digest(folder: str | Path) -> str:
-    """SHA-256 over a model folder's file names and contents (the 7B base takes about a minute)."""
-    h = hashlib.sha256()
-    root = Path(folder)
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0")
-        with open(f, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 24), b""):
-                h.update(block)
-    return h.hexdigest()
+    """The starting weights' digest: every file of the model folder (the 7B base takes about a minute)."""
+    return tree_digest(folder)
 
 
 def code_digest(package: Path = Path(__file__).resolve().parents[1]) -> str:
-    """SHA-256 over the gelab package's Python files (names and contents): the reward plugin, the
-    scheduler, the trainer and the template that ms-swift loads, and everything they import."""
-    h = hashlib.sha256()
-    for f in sorted(package.rglob("*.py")):
-        h.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
+    """The gelab package's Python files: the reward plugin, the scheduler, the trainer and the template
+    that ms-swift loads, and everything they import."""
+    return tree_digest(package, "*.py")
 
 
 def fingerprint(command: list[str], rows: bytes, init_digest: str, code: str = "") -> str:
