@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from gelab.eval.backends import Request, Sampling
     from gelab.eval.backends.hf import HFBackend
     from gelab.eval.policies import ModelPolicy
+    from gelab.eval.records import AppendLog
     from gelab.eval.static_run import predict, select_samples
     from gelab.io import read_jsonl
     from gelab.params import EvalParams, ModelParams, load_section
@@ -155,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             greedy = ModelPolicy(HFBackend(folder, Sampling(0.0, 1.0, 0, ev.max_new_tokens), device="cpu",
                                            max_pixels=max_pixels))
             out = tmp / f"{name}_static.jsonl"
-            times[name]["static"].append(timed(lambda: predict(static_rows, greedy, out, batch_size=ev.batch_size,
-                                                               resume=False)))
+            with AppendLog(out, resume=False) as log:
+                times[name]["static"].append(timed(lambda: predict(static_rows, greedy, log, batch_size=ev.batch_size)))
             out.unlink(missing_ok=True)
     t = model_p.tiny
     print(f"before: 4 layers x 128, {QWEN_ROWS:,} rows, 448² pages; after: {t.text_layers} layers x "

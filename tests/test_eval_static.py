@@ -351,17 +351,20 @@ def test_static_predictions_resume_after_a_cut(tmp_path: Path) -> None:
     from evalkit import navigator
 
     from gelab.eval.policies import reference_policy
+    from gelab.eval.records import AppendLog
     from gelab.eval.static_run import predict, select_samples
 
     samples = select_samples(static_rows(), 70, seed=0)
     policy = reference_policy("random", navigator(), seed=2)
     whole = tmp_path / "whole.jsonl"
-    assert predict(samples, policy, whole, batch_size=25) == len(samples)
+    with AppendLog(whole) as log:
+        assert predict(samples, policy, log, batch_size=25) == len(samples)
     expected = score_file(whole, samples)
     cut = tmp_path / "cut.jsonl"
     lines = whole.read_bytes().split(b"\n")
     cut.write_bytes(b"\n".join(lines[:100]) + b"\n" + lines[100][:30])  # killed while writing row 101
-    made = predict(samples, policy, cut, batch_size=25)
+    with AppendLog(cut) as log:
+        made = predict(samples, policy, log, batch_size=25)
     assert made == len(samples) - 100
     assert score_file(cut, samples) == expected
     assert sorted(cut.read_bytes().split(b"\n")) == sorted(whole.read_bytes().split(b"\n"))

@@ -52,6 +52,7 @@ from gelab.errors import InputError, quote
 from gelab.eval.backends import Sampling, make_backend
 from gelab.eval.interactive import interactive_metrics, run_episodes
 from gelab.eval.policies import ModelPolicy
+from gelab.eval.records import AppendLog
 from gelab.eval.static import load_predictions, static_metrics, step_correct
 from gelab.eval.static_run import predict
 from gelab.io import atomic_write_bytes, atomic_write_json, jsonl_bytes, read_jsonl
@@ -173,11 +174,9 @@ def ambiguous_rows(problem: Problem, source: Source, seed: int, decoys: int) -> 
         return []
     rng = derived_rng(seed, "learning", "ambiguous")
     rows: list[dict[str, Any]] = []
-    for right in step_rows(source, problem.two_click, rng):
-        if right["step"] != 1:
-            continue
-        task = next(t for t in problem.two_click if right["id"] == fmt.step_id(t.start, t.target, 1, t.subtree))
-        name, page = problem.decoys[task], right["page"]
+    for task, name in problem.decoys.items():
+        right = next(r for r in step_rows(source, [task], rng) if r["step"] == 1)
+        page = right["page"]
         rows.append(right)
         for k in range(1, decoys + 1):
             x, y = _point(rng, source.nav.bbox_norm(page, name))
@@ -189,7 +188,7 @@ def ambiguous_rows(problem: Problem, source: Source, seed: int, decoys: int) -> 
 
 def st_rl_rows(problem: Problem, source: Source, seed: int) -> list[dict[str, Any]]:
     """ST-RL prompts: the second step of each RL task (on the middle page, one click in the history), the
-    step SFT never showed for these tasks."""
+    step SFT left ambiguous (:func:`ambiguous_rows`)."""
     rows = step_rows(source, problem.two_click, derived_rng(seed, "learning", "st_rl"), with_answer=False)
     return [r for r in rows if r["step"] == 1]
 
@@ -205,9 +204,8 @@ def _greedy_policy(model: str | Path, max_pixels: int) -> ModelPolicy:
 def static_accuracy(model: str | Path, rows: list[dict[str, Any]], predictions: Path,
                     max_pixels: int) -> dict[str, Any]:
     """Greedy predictions of ``model`` on ``rows`` scored by the static scorer: every row counts once."""
-    if predictions.exists():
-        predictions.unlink()
-    predict(rows, _greedy_policy(model, max_pixels), predictions, batch_size=32, resume=False)
+    with AppendLog(predictions, resume=False) as log:  # a fresh file
+        predict(rows, _greedy_policy(model, max_pixels), log, batch_size=32)
     records = load_predictions(predictions)
     right = sum(step_correct(r) for r in records)
     metrics = static_metrics(records)

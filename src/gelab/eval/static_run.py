@@ -8,8 +8,6 @@ already in the file are skipped, so a killed run restarts where it stopped.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gelab import format as fmt
@@ -62,30 +60,24 @@ def observation(sample: dict[str, Any], where: str) -> Observation:
                        str(sample["images"][0]))
 
 
-def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, predictions: str | Path | AppendLog, *,
-            batch_size: int, samples_name: str = "samples", resume: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> int:
-    """Append a prediction for every sample not yet in ``predictions`` (a path, or a log the caller
-    has open and closes); returns how many were made. ``policy`` may be None when the file already
-    answers every sample."""
-    opened = isinstance(predictions, AppendLog)
-    with nullcontext(predictions) if opened else AppendLog(predictions, resume=resume) as log:  # type: ignore[arg-type]
-        if opened:
-            predictions = log.path
-        done = {str(r.get("id")) for r in log.rows}
-        known = {str(s["id"]) for s in samples}
-        stray = next((r for r in log.rows if str(r.get("id")) not in known), None)
-        if stray is not None:
-            raise InputError(f"{predictions}: row {quote(stray.get('id'))} is not a sample of {samples_name} "
-                             f"(predictions of another run? remove the file or choose another)")
-        todo = [s for s in samples if str(s["id"]) not in done]
-        if todo and policy is None:
-            raise InputError(f"{predictions}: {len(todo)} samples still need a policy")
-        for lo in range(0, len(todo), batch_size):
-            batch = todo[lo:lo + batch_size]
-            obs = [observation(s, f"{samples_name}: {s['id']}") for s in batch]
-            answers = policy.act(obs)
-            log.write([{**{k: s.get(k) for k in SCORING_COLUMNS}, "prediction": a} for s, a in zip(batch, answers)])
-            if progress is not None:
-                progress(len(samples) - len(todo) + lo + len(batch), len(samples))
+def predict(samples: Sequence[dict[str, Any]], policy: Policy | None, log: AppendLog, *, batch_size: int,
+            samples_name: str = "samples", progress: Callable[[int, int], None] | None = None) -> int:
+    """Append to the open predictions ``log`` a prediction for every sample it does not answer yet; returns
+    how many were made. ``policy`` may be None when the log already answers every sample."""
+    done = {str(r.get("id")) for r in log.rows}
+    known = {str(s["id"]) for s in samples}
+    stray = next((r for r in log.rows if str(r.get("id")) not in known), None)
+    if stray is not None:
+        raise InputError(f"{log.path}: row {quote(stray.get('id'))} is not a sample of {samples_name} "
+                         f"(predictions of another run? remove the file or choose another)")
+    todo = [s for s in samples if str(s["id"]) not in done]
+    if todo and policy is None:
+        raise InputError(f"{log.path}: {len(todo)} samples still need a policy")
+    for lo in range(0, len(todo), batch_size):
+        batch = todo[lo:lo + batch_size]
+        obs = [observation(s, f"{samples_name}: {s['id']}") for s in batch]
+        answers = policy.act(obs)
+        log.write([{**{k: s.get(k) for k in SCORING_COLUMNS}, "prediction": a} for s, a in zip(batch, answers)])
+        if progress is not None:
+            progress(len(samples) - len(todo) + lo + len(batch), len(samples))
     return len(todo)
