@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import msgspec
 import pytest
 from evalkit import TEST_SUBTREE, env_base, navigator, tasks, write_env_folder
 
@@ -19,6 +20,7 @@ from gelab.env.structure import ROOT_PAGE
 from gelab.eval.interactive import interactive_metrics, run_episodes
 from gelab.eval.policies import Observation, OraclePolicy, reference_policy
 from gelab.eval.records import AppendLog, read_log
+from gelab.eval.schema import Interactive, to_json
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -43,6 +45,8 @@ def test_oracle_is_perfect_everywhere_in_shortest_steps() -> None:
     assert [m["strict"]["per_path"][str(n)]["tasks"] for n in range(1, 8)] == [137, 147, 222, 324, 492, 456, 384]
     assert all(e.episode.steps == e.episode.task.path_length + 1 for e in eps)  # shortest path, then complete
     assert m["misses"] == m["invalid"] == 0
+    # the file is the report's Struct, key for key and in order (gelab.eval.schema)
+    assert json.dumps(to_json(msgspec.convert(m, Interactive, strict=True))) == json.dumps(m)
 
 
 def test_home_then_complete_exact_values_derived_from_the_environment() -> None:

@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 from evalkit import prediction_row, release_row, static_rows, write_env_folder
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from gelab import format as fmt
 from gelab.eval.intervals import wilson
+from gelab.eval.schema import Static, to_json
 from gelab.eval.static import (
     PredictionFileError,
     StepRecord,
@@ -117,6 +119,8 @@ def test_buckets_and_task_success_on_hand_made_answers(tmp_path: Path) -> None:
     assert (m["overall_ci95"], m["edge_ci95"], m["path_ci95"], m["task_success_ci95"]) == (
         wilson(7, 9), wilson(2, 3), wilson(2, 3), wilson(1, 3))
     assert (m["overall_n"], m["edge_n"], m["path_n"], m["task_success_n"]) == (9, 3, 3, 3)  # and that count
+    # the file is the report's Struct, key for key and in order (gelab.eval.schema)
+    assert json.dumps(to_json(msgspec.convert(m, Static, strict=True))) == json.dumps(m)
 
 
 def test_full_subtree_solutions_score_100_and_counts_match_the_paper(tmp_path: Path) -> None:

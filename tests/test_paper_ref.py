@@ -60,8 +60,8 @@ def test_dvc_metrics_diff_against_paper_targets(repo: Path):
     ours = json.loads((repo / "metrics/sft/static_id.json").read_text())
     paper = load_targets(TARGETS)["sft"]["static_id"]
     edge = diff["metrics/sft/static_id.json"]["edge"]
-    assert edge["old"] == paper["edge"] and edge["new"] == ours["edge"]
-    assert edge["diff"] == pytest.approx(ours["edge"] - paper["edge"])
+    assert edge["old"] == paper.edge and edge["new"] == ours["edge"]
+    assert edge["diff"] == pytest.approx(ours["edge"] - paper.edge)
     assert diff["metrics/sft/static_id.json"]["per_path.1.tasks"]["old"] is None  # the paper has no such number
     # every paper target is listed, even where this run has no file yet
     assert set(target_files(load_targets(TARGETS))) <= set(diff)
@@ -73,7 +73,7 @@ def test_dvc_metrics_diff_against_paper_targets(repo: Path):
 
     text = run(repo, sys.executable, "-m", "dvc", "metrics", "diff", "paper-targets")
     line = next(l for l in text.splitlines() if "metrics/sft/static_id.json" in l and " edge " in f" {l} ")
-    assert f"{ours['edge'] - paper['edge']:.2f}" in line
+    assert f"{ours['edge'] - paper.edge:.2f}" in line
 
     # the working tree, the index and HEAD are untouched
     assert run(repo, "git", "status", "--porcelain") == ""

@@ -12,7 +12,8 @@ from gelab.eval.intervals import bootstrap_mean, wilson
 from gelab.report.build import CURVES_PNG, PASS_PNG, REPORT_MD, build_report
 from gelab.report.collect import collect
 from gelab.report.curves import read_curve
-from gelab.report.schema import SCHEMAS, MetricsError
+from gelab.eval.schema import SCHEMAS, Interval
+from gelab.report.schema import MetricsError
 from gelab.report.tables import display
 from gelab.report.targets import load_targets
 
@@ -44,21 +45,21 @@ def test_targets_use_the_metrics_schema_and_cover_the_papers_models():
 def test_table11_targets_are_whole_task_counts_that_add_up(model):
     """Table 11 over the 2,162 OOD tasks: each percentage is a whole number of tasks, summing to overall."""
     ood = load_targets(TARGETS)[model]["static_ood"]
-    solved = {n: ood["per_path"][str(n)]["task_success"] * TASKS_PER_LENGTH[n] / 100 for n in TASKS_PER_LENGTH}
+    solved = {n: ood.per_path[str(n)].task_success * TASKS_PER_LENGTH[n] / 100 for n in TASKS_PER_LENGTH}
     for n, count in solved.items():
         assert abs(count - round(count)) < 0.01, (model, n, count)
     overall = 100 * sum(round(c) for c in solved.values()) / sum(TASKS_PER_LENGTH.values())
-    assert abs(overall - ood["task_success"]) < 0.002
+    assert abs(overall - ood.task_success) < 0.002
 
 
 @pytest.mark.parametrize("model", ["sft", "st_rl", "mt_rl"])
 def test_table2_targets_average_to_the_overall_numbers(model):
     """Pass@1 and Pass@5 by length, weighted by the tasks per length, give the overall (printed to 2 dp)."""
-    strict = load_targets(TARGETS)[model]["interactive"]["strict"]
+    strict = load_targets(TARGETS)[model]["interactive"].strict
     total = sum(TASKS_PER_LENGTH.values())
-    for key in ("pass@1", "pass@k"):
-        mean = sum(strict["per_path"][str(n)][key] * t for n, t in TASKS_PER_LENGTH.items()) / total
-        assert abs(mean - strict[key]) < 0.05, (model, key, mean)
+    for key in ("pass1", "passk"):
+        mean = sum(getattr(strict.per_path[str(n)], key) * t for n, t in TASKS_PER_LENGTH.items()) / total
+        assert abs(mean - getattr(strict, key)) < 0.05, (model, key, mean)
 
 
 def test_targets_reject_a_key_the_metrics_files_do_not_have(tmp_path):
@@ -77,7 +78,7 @@ def test_report_shows_ours_paper_and_delta(tmp_path):
     md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
     paper = load_targets(TARGETS)["sft"]["static_id"]
     (row,) = rows_of(md, "SFT", "Edge")
-    assert row[2:5] == [f"{ours['edge']:.2f}", f"{paper['edge']:.2f}", f"{ours['edge'] - paper['edge']:+.2f}"]
+    assert row[2:5] == [f"{ours['edge']:.2f}", f"{paper.edge:.2f}", f"{ours['edge'] - paper.edge:+.2f}"]
     assert row[5] == "missing"  # static_ood has not run
 
 
@@ -124,7 +125,7 @@ def test_table11_compares_static_ood_task_success(tmp_path):
     for line in table11.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if cells[0] == "Path@3":
-            mine, theirs = ours["per_path"]["3"]["task_success"], paper["per_path"]["3"]["task_success"]
+            mine, theirs = ours["per_path"]["3"]["task_success"], paper.per_path["3"].task_success
             assert cells[col:col + 3] == [f"{mine:.2f}", f"{theirs:.2f}", f"{mine - theirs:+.2f}"]
             break
     else:
@@ -150,7 +151,7 @@ def test_report_writes_plots_and_is_deterministic(tmp_path):
 def test_intervals_are_shown_and_a_delta_within_them_is_marked(tmp_path):
     metrics = tmp_path / "metrics"
     paper = load_targets(TARGETS)["sft"]["static_id"]
-    ours = static_metrics(edge=paper["edge"] + 3.0, path=paper["path"] - 10.0, overall=50.0, task_success=20.0, ci=5.0)
+    ours = static_metrics(edge=paper.edge + 3.0, path=paper.path - 10.0, overall=50.0, task_success=20.0, ci=5.0)
     write(metrics, "sft", "static_id", ours)
     md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
     (edge,) = rows_of(md, "SFT", "Edge")
@@ -159,11 +160,11 @@ def test_intervals_are_shown_and_a_delta_within_them_is_marked(tmp_path):
     assert edge[4] == "+3.00 ≈"  # the paper's number lies inside our interval
     (path,) = rows_of(md, "SFT", "Path")
     assert path[4] == "-10.00"  # outside: no mark
-    write(metrics, "sft", "static_id", static_metrics(edge=paper["edge"] + 3.0, path=1.0, overall=50.0,
+    write(metrics, "sft", "static_id", static_metrics(edge=paper.edge + 3.0, path=1.0, overall=50.0,
                                                       task_success=20.0))  # a file without intervals
     md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
     (edge,) = rows_of(md, "SFT", "Edge")
-    assert edge[2] == f"{paper['edge'] + 3.0:.2f}" and edge[4] == "+3.00"
+    assert edge[2] == f"{paper.edge + 3.0:.2f}" and edge[4] == "+3.00"
 
 
 def test_counts_are_shown_beside_the_intervals(tmp_path):
@@ -213,7 +214,7 @@ def test_stage_to_stage_changes_within_the_intervals_are_marked(tmp_path):
     assert rows["Interactive Pass@1 (strict)"]["SFT ours"] == "18.00 [13.0, 23.0]"
     assert rows["Static ID overall"][change] == "—" and rows["Static ID overall"]["SFT ours"] == "missing"
     paper = load_targets(TARGETS)
-    p1 = paper["st_rl"]["interactive"]["strict"]["pass@1"] - paper["sft"]["interactive"]["strict"]["pass@1"]
+    p1 = paper["st_rl"]["interactive"].strict.pass1 - paper["sft"]["interactive"].strict.pass1
     paper_col = columns.index(change) + 1
     cells = [c.strip() for c in next(line for line in stage.splitlines()
                                       if line.startswith("| Interactive Pass@1")).strip("|").split("|")]
@@ -227,7 +228,7 @@ def test_empty_bucket_is_shown_as_no_number(tmp_path):
     write(metrics, "sft", "static_ood", ours)
     md = build_report(metrics, TARGETS, tmp_path / "reports").read_text()
     (row,) = rows_of(md, "SFT", "Path")
-    assert row[5:8] == ["—", f"{load_targets(TARGETS)['sft']['static_ood']['path']:.2f}", "—"]
+    assert row[5:8] == ["—", f"{load_targets(TARGETS)['sft']['static_ood'].path:.2f}", "—"]
 
 
 # --- bad input --------------------------------------------------------------------------------------
@@ -292,8 +293,8 @@ def test_metrics_files_with_and_without_intervals_and_counts_are_accepted(tmp_pa
     write(metrics, "gpt-4o", "interactive", interactive_metrics(10.0, 20.0, ci=5.0, counts=True))  # with KEY_n
     write(metrics, "oracle", "static_ood", static_metrics(70.0, 60.0, 65.0, 20.0, ci=5.0, counts=True))
     run = collect(metrics)
-    assert run.get("sft", "interactive")["strict"]["pass@1_ci95"] == [4.0, 14.0]
-    assert run.get("gpt-4o", "interactive")["strict"]["per_path"]["2"]["pass@k_n"] == 6
+    assert run.get("sft", "interactive").strict.pass1_ci95 == Interval(4.0, 14.0)
+    assert run.get("gpt-4o", "interactive").strict.per_path["2"].passk_n == 6
     assert set(run.models) == {"sft", "st_rl", "mt_rl", "gpt-4o", "oracle"}
 
 

@@ -21,9 +21,10 @@ from typing import Any, Callable, Sequence
 
 from gelab.env.navigation import Navigator
 from gelab.errors import InputError, quote
-from gelab.eval.intervals import COUNT, SUFFIX, bootstrap_mean
+from gelab.eval.intervals import bootstrap_mean
 from gelab.eval.policies import Observation, Policy
 from gelab.eval.records import AppendLog
+from gelab.eval.schema import Interactive, PassBlock, PassPath, interval, to_json
 from gelab.eval.static import percent
 from gelab.tasks.episode import Episode
 from gelab.tasks.universe import Task
@@ -108,25 +109,26 @@ def run_episodes(nav: Navigator, tasks: Sequence[Task], policy: Policy, *, attem
     return runs
 
 
-def _pass_block(per_task: dict[str, tuple[int, list[bool]]], seed: int, mode: str) -> dict[str, Any]:
-    def summary(items: list[list[bool]], bucket: str) -> dict[str, Any]:
+def _pass_block(per_task: dict[str, tuple[int, list[bool]]], seed: int, mode: str) -> PassBlock:
+    def rates(items: list[list[bool]], bucket: str) -> dict[str, Any]:
         one = [sum(s) / len(s) for s in items]  # each task's success rate over its attempts
         some = [float(any(s)) for s in items]
-        return {"pass@1": 100.0 * sum(one) / len(one) if items else None,
-                "pass@k": percent(int(sum(some)), len(some)),
-                "pass@1" + SUFFIX: bootstrap_mean(one, seed, mode, bucket, "pass@1"),
-                "pass@k" + SUFFIX: bootstrap_mean(some, seed, mode, bucket, "pass@k"),
-                "pass@1" + COUNT: len(items), "pass@k" + COUNT: len(items)}
+        return {"pass1": 100.0 * sum(one) / len(one) if items else None,
+                "passk": percent(int(sum(some)), len(some)),
+                "pass1_ci95": interval(bootstrap_mean(one, seed, mode, bucket, "pass@1")),
+                "passk_ci95": interval(bootstrap_mean(some, seed, mode, bucket, "pass@k")),
+                "pass1_n": len(items), "passk_n": len(items)}
 
     per_path = {}
     for length in sorted({n for n, _ in per_task.values()}):
         items = [s for n, s in per_task.values() if n == length]
-        per_path[str(length)] = {"tasks": len(items), **summary(items, str(length))}
-    return {**summary([s for _, s in per_task.values()], "all"), "per_path": per_path}
+        per_path[str(length)] = PassPath(tasks=len(items), **rates(items, str(length)))
+    return PassBlock(**rates([s for _, s in per_task.values()], "all"), per_path=per_path)
 
 
 def interactive_metrics(runs: Sequence[Attempt], attempts: int, max_steps: int, seed: int = 0) -> dict[str, Any]:
-    """The metrics JSON: ``k``, ``strict`` and ``lenient`` blocks, plus step, miss and invalid counts.
+    """The metrics JSON, built as :class:`gelab.eval.schema.Interactive`: ``k``, ``strict`` and ``lenient``
+    blocks, plus step, miss and invalid counts.
 
     Pass@1 and Pass@k carry 95 % intervals (``pass@1_ci95``, ...) from a bootstrap over tasks seeded
     by ``seed``, never narrower than the Wilson interval over those tasks, and the task count they are
@@ -139,16 +141,16 @@ def interactive_metrics(runs: Sequence[Attempt], attempts: int, max_steps: int, 
         strict.setdefault(e.task.id, (e.task.path_length, []))[1].append(e.success)
         lenient.setdefault(e.task.id, (e.task.path_length, []))[1].append(e.reached or e.success)
     steps = sum(e.steps for e in episodes)
-    return {
-        "k": attempts,
-        "tasks": len(strict),
-        "episodes": len(episodes),
-        "max_steps": max_steps,
-        "strict": _pass_block(strict, seed, "strict"),
-        "lenient": _pass_block(lenient, seed, "lenient"),
-        "steps": steps,
-        "misses": sum(e.misses for e in episodes),
-        "invalid": sum(e.invalid for e in episodes),
-        "completed": sum(e.said_complete for e in episodes),
-        "mean_steps": steps / len(episodes) if episodes else None,
-    }
+    return to_json(Interactive(
+        k=attempts,
+        tasks=len(strict),
+        episodes=len(episodes),
+        max_steps=max_steps,
+        strict=_pass_block(strict, seed, "strict"),
+        lenient=_pass_block(lenient, seed, "lenient"),
+        steps=steps,
+        misses=sum(e.misses for e in episodes),
+        invalid=sum(e.invalid for e in episodes),
+        completed=sum(e.said_complete for e in episodes),
+        mean_steps=steps / len(episodes) if episodes else None,
+    ))

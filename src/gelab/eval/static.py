@@ -41,6 +41,7 @@ import msgspec
 from gelab import format as fmt
 from gelab.errors import InputError, quote
 from gelab.eval.intervals import COUNT, SUFFIX, wilson
+from gelab.eval.schema import Static, StaticPath, interval, to_json
 
 NAVIGATION = "navigation"
 ICON_KINDS = ("captioning", "grounding")
@@ -281,7 +282,7 @@ def percent(right: int, total: int) -> float | None:
 
 
 def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
-    """The metrics JSON of the static benchmark (keys described in the module docstring), each
+    """The metrics JSON of the static benchmark, built as :class:`gelab.eval.schema.Static`: each
     percentage with its 95 % Wilson interval and the steps or tasks it is over beside it (``KEY_ci95``,
     ``KEY_n``; :mod:`gelab.eval.intervals`)."""
     actions = [fmt.parse_action(r.prediction) for r in records]
@@ -293,35 +294,36 @@ def static_metrics(records: Sequence[StepRecord]) -> dict[str, Any]:
     for r, ok in nav:
         length, all_ok = tasks.get(r.task_key, (r.path_length, True))
         tasks[r.task_key] = (length, all_ok and ok)  # type: ignore[assignment]
-    per_path: dict[str, dict[str, Any]] = {}
+    per_path: dict[str, StaticPath] = {}
     for length in sorted({r.path_length for r, _ in nav}):  # type: ignore[type-var]
         steps = [ok for r, ok in nav if r.path_length == length]
         done = [ok for n, ok in tasks.values() if n == length]
-        per_path[str(length)] = {"tasks": len(done), "steps": len(steps),
-                                 **_rate("step_accuracy", steps), **_rate("task_success", done)}
-    out: dict[str, Any] = {
+        per_path[str(length)] = StaticPath(tasks=len(done), steps=len(steps),
+                                           **_rate("step_accuracy", steps), **_rate("task_success", done))
+    icons: dict[str, Any] = {}
+    for kind in ICON_KINDS:
+        rows = [ok for r, ok in zip(records, correct) if r.kind == kind]
+        if rows:
+            icons.update(_rate(kind, rows), **{f"{kind}_samples": len(rows)})
+    return to_json(Static(
         **_rate("edge", edge),
         **_rate("path", path),
         **_rate("overall", [ok for _, ok in nav]),
         **_rate("task_success", [ok for _, ok in tasks.values()]),
-        "steps": len(nav),
-        "tasks": len(tasks),
-        "unparseable": sum(isinstance(a, fmt.Invalid) for r, a in zip(records, actions) if r.kind == NAVIGATION),
-        "per_path": per_path,
-    }
-    for kind in ICON_KINDS:
-        rows = [ok for r, ok in zip(records, correct) if r.kind == kind]
-        if rows:
-            out.update(_rate(kind, rows))
-            out[f"{kind}_samples"] = len(rows)
-    return out
+        steps=len(nav),
+        tasks=len(tasks),
+        unparseable=sum(isinstance(a, fmt.Invalid) for r, a in zip(records, actions) if r.kind == NAVIGATION),
+        per_path=per_path,
+        **icons,
+    ))
 
 
 def _rate(key: str, outcomes: Sequence[bool]) -> dict[str, Any]:
-    """``{key: percent right, key_ci95: Wilson interval, key_n: outcomes counted}`` (rate and interval
-    None for no outcomes)."""
+    """The fields ``key`` (percent right), ``key_ci95`` (Wilson interval) and ``key_n`` (outcomes
+    counted) of a metrics Struct; rate and interval None for no outcomes."""
     right = sum(outcomes)
-    return {key: percent(right, len(outcomes)), key + SUFFIX: wilson(right, len(outcomes)), key + COUNT: len(outcomes)}
+    return {key: percent(right, len(outcomes)), key + SUFFIX: interval(wilson(right, len(outcomes))),
+            key + COUNT: len(outcomes)}
 
 
 def score_file(predictions: str | Path, samples: str | Path | Sequence[dict[str, Any]] | None = None,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gelab.errors import quote
-from gelab.report.schema import LEARNING_DIR, SCHEMAS, TRAIN_DIR, MetricsError, validate
+from gelab.eval.schema import SCHEMAS, Metrics
+from gelab.report.schema import LEARNING_DIR, TRAIN_DIR, MetricsError, validate
 
 TRAIN_STAGES = ("sft", "st_rl", "mt_rl")
 
@@ -24,11 +25,11 @@ TRAIN_STAGES = ("sft", "st_rl", "mt_rl")
 class RunMetrics:
     """What this run has produced so far."""
 
-    models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # model -> kind -> data
+    models: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # model -> kind -> its Struct
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> flat summary
     ignored: list[str] = field(default_factory=list)  # JSON files that match no known kind
 
-    def get(self, model: str, kind: str) -> dict[str, Any] | None:
+    def get(self, model: str, kind: str) -> Metrics | None:
         return self.models.get(model, {}).get(kind)
 
 
@@ -58,9 +59,7 @@ def collect(metrics_dir: str | Path) -> RunMetrics:
             if schema is None:
                 run.ignored.append(str(path))
                 continue
-            data = read_json(path)
-            validate(data, schema, str(path))
-            run.models.setdefault(model_dir.name, {})[path.stem] = data
+            run.models.setdefault(model_dir.name, {})[path.stem] = validate(read_json(path), schema, str(path))
     train_dir = root / TRAIN_DIR
     for stage in TRAIN_STAGES:
         path = train_dir / f"{stage}.json"

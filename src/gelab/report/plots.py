@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gelab.report.collect import TRAIN_STAGES, RunMetrics
 from gelab.report.curves import Curve
-from gelab.report.schema import interval, lookup
+from gelab.report.schema import at, number
 from gelab.report.tables import display, models_for
 from gelab.report.targets import Targets
 
@@ -38,14 +38,15 @@ def pass_at_k_plot(run: RunMetrics, targets: Targets, out: Path) -> None:
         for ax, key, title in ((axes[0], "pass@1", "Pass@1"), (axes[1], "pass@k", "Pass@5")):
             for source, data, style in (("ours", run.get(model, "interactive"), "-o"),
                                         ("paper", targets.get(model, {}).get("interactive"), "--x")):
-                per_path = ((data or {}).get("strict") or {}).get("per_path", {})
-                xs = sorted(int(n) for n in per_path if lookup(per_path, n, key) is not None)
+                per_path = at(data, "strict", "per_path")
+                numbers = {int(n): number(per_path, n, key) for n in per_path} if isinstance(per_path, dict) else {}
+                xs = sorted(n for n, v in numbers.items() if v is not None)
                 if not xs and source == "paper":
                     continue  # the paper gives no per-length numbers for this model
-                ys = [lookup(per_path, str(n), key) for n in xs]
+                ys = [numbers[n].value for n in xs]  # type: ignore[union-attr]
                 label = f"{display(model)} {source}" + ("" if xs else " (missing)")
                 ax.plot(xs, ys, style, color=color, label=label, alpha=1.0 if source == "ours" else 0.6)
-                bands = [interval(per_path, str(n), key) for n in xs]
+                bands = [numbers[n].ci for n in xs]  # type: ignore[union-attr]
                 if xs and all(b is not None for b in bands):  # ours' 95 % intervals, as a shaded band
                     ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands],  # type: ignore[index]
                                     color=color, alpha=0.15, linewidth=0)

@@ -1,146 +1,44 @@
-"""What each metrics file may contain: ``msgspec`` Structs with constraints.
+"""Reading a metrics file back into its ``msgspec`` Struct (:mod:`gelab.eval.schema`, the one layout that
+evaluation writes), with a one-line error naming the file and the dotted key, and reading numbers
+out of the Structs for the tables.
 
-A metrics file is ``metrics/<model>/<kind>.json``; ``kind`` selects its Struct in :data:`SCHEMAS`.
-Every required key must be present, no other key may appear, percentages are finite numbers in
-0..100 (or ``null`` for an empty bucket, shown as "—"), counts are non-negative integers. Strings,
-booleans, NaN and infinities are errors. Each percentage may have its 95 % interval beside it,
-``KEY_ci95`` = [low, high], and the number of steps or tasks it is over, ``KEY_n``
-(:mod:`gelab.eval.intervals`); files written before intervals (or counts) existed have none. A problem raises :class:`MetricsError` whose message names the file and the dotted key.
-To add a key that an evaluation starts writing, add it here.
+The paper targets use the same Structs with every field optional (:func:`validate` ``partial``), so
+a target can never use a key or unit that the metrics files do not. Files written before intervals
+(or counts) existed have none: their fields stay ``UNSET`` and read as absent.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import sys
 import types
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Union
+from dataclasses import dataclass
+from typing import Any, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from gelab.errors import InputError, fits, quote
-
-Percent = Annotated[float, Meta(ge=0, le=100, description="a percentage in 0..100")]
-Count = Annotated[int, Meta(ge=0, description="an integer count >= 0")]
-Positive = Annotated[int, Meta(ge=1, description="an integer >= 1")]
-Number = Annotated[float, Meta(ge=0, le=sys.float_info.max, description="a finite number >= 0")]
-PathLength = Annotated[str, Meta(pattern=r"^[1-9][0-9]*$")]  # "1", "2", ...
+from gelab.eval.schema import Interval, Metrics
 
 
 class MetricsError(InputError):
     """A bad metrics or targets file; the message names the file and the dotted key."""
 
 
-class Interval(Struct, array_like=True, forbid_unknown_fields=True):
-    """A 95 % interval in percent, written as the JSON array [low, high]."""
-
-    low: Percent
-    high: Percent
-
-    def __post_init__(self) -> None:
-        if self.low > self.high:
-            raise ValueError("low above high")
-
-
-CI = Union[Interval, None, UnsetType]  # None: an empty bucket; UNSET: a file without intervals
-N = Union[Count, UnsetType]  # KEY_n: the steps or tasks behind KEY and KEY_ci95; UNSET: a file without counts
-
-
-class _Schema(Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class StaticPath(_Schema):
-    tasks: Count
-    steps: Count
-    step_accuracy: Percent | None
-    task_success: Percent | None
-    step_accuracy_ci95: CI = UNSET
-    task_success_ci95: CI = UNSET
-    step_accuracy_n: N = UNSET
-    task_success_n: N = UNSET
-
-
-class Static(_Schema):
-    edge: Percent | None
-    path: Percent | None
-    overall: Percent | None
-    task_success: Percent | None
-    per_path: dict[PathLength, StaticPath]
-    edge_ci95: CI = UNSET
-    path_ci95: CI = UNSET
-    overall_ci95: CI = UNSET
-    task_success_ci95: CI = UNSET
-    edge_n: N = UNSET
-    path_n: N = UNSET
-    overall_n: N = UNSET
-    task_success_n: N = UNSET
-    tasks: Count | UnsetType = UNSET  # navigation tasks and steps scored
-    steps: Count | UnsetType = UNSET
-    unparseable: Count | UnsetType = UNSET
-    captioning: Percent | None | UnsetType = UNSET  # icon rows, when the file has them
-    captioning_ci95: CI = UNSET
-    captioning_samples: Count | UnsetType = UNSET
-    captioning_n: N = UNSET
-    grounding: Percent | None | UnsetType = UNSET
-    grounding_ci95: CI = UNSET
-    grounding_samples: Count | UnsetType = UNSET
-    grounding_n: N = UNSET
-
-
-class PassPath(_Schema):
-    tasks: Count
-    pass1: Percent | None = field(name="pass@1")
-    passk: Percent | None = field(name="pass@k")
-    pass1_ci95: CI = field(name="pass@1_ci95", default=UNSET)
-    passk_ci95: CI = field(name="pass@k_ci95", default=UNSET)
-    pass1_n: N = field(name="pass@1_n", default=UNSET)
-    passk_n: N = field(name="pass@k_n", default=UNSET)
-
-
-class PassBlock(_Schema):
-    pass1: Percent | None = field(name="pass@1")
-    passk: Percent | None = field(name="pass@k")
-    per_path: dict[PathLength, PassPath]
-    pass1_ci95: CI = field(name="pass@1_ci95", default=UNSET)
-    passk_ci95: CI = field(name="pass@k_ci95", default=UNSET)
-    pass1_n: N = field(name="pass@1_n", default=UNSET)
-    passk_n: N = field(name="pass@k_n", default=UNSET)
-
-
-class Interactive(_Schema):
-    k: Positive
-    strict: PassBlock
-    lenient: PassBlock
-    tasks: Count | UnsetType = UNSET
-    episodes: Count | UnsetType = UNSET
-    max_steps: Positive | UnsetType = UNSET
-    steps: Count | UnsetType = UNSET
-    misses: Count | UnsetType = UNSET
-    invalid: Count | UnsetType = UNSET
-    completed: Count | UnsetType = UNSET
-    mean_steps: Number | None | UnsetType = UNSET
-
-
-STATIC_KINDS = ("static_id", "static_ood", "static_ood_image", "static_ood_name",
-                "static_ood_position", "static_ood_noise")
-SCHEMAS: dict[str, type[Struct]] = {**{kind: Static for kind in STATIC_KINDS}, "interactive": Interactive}
-
 TRAIN_DIR = "train"  # metrics/train/ holds training summaries, not a model
 LEARNING_DIR = "learning"  # metrics/learning/ holds the learning checks (gelab.report.learning), not a model
 
 
-def validate(data: Any, schema: type[Struct], file: str, *, partial: bool = False) -> None:
-    """Raise :class:`MetricsError` unless ``data`` fits ``schema``.
+def validate(data: Any, schema: type[Metrics], file: str, *, partial: bool = False) -> Struct:
+    """``data`` (a parsed metrics file) as its ``schema`` Struct; :class:`MetricsError` if it does not fit.
 
     ``partial`` makes every key optional (the paper reports a subset); unknown keys stay errors.
     """
     try:
-        msgspec.convert(data, _partial(schema) if partial else schema, strict=True)
+        return msgspec.convert(data, _partial(schema) if partial else schema, strict=True)
     except msgspec.ValidationError as exc:
         problem = _problem(data, schema, "", partial)
         raise MetricsError(f"{file}: {problem or exc}") from None
@@ -159,7 +57,7 @@ def _partial(schema: type[Struct]) -> type[Struct]:
 
 
 def _partial_type(tp: Any) -> Any:
-    if isinstance(tp, type) and issubclass(tp, _Schema):
+    if isinstance(tp, type) and issubclass(tp, Metrics):
         return _partial(tp)
     if typing.get_origin(tp) is dict:
         key, value = typing.get_args(tp)
@@ -177,7 +75,7 @@ def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
         return None
     tp = next(t for t in options if t not in (type(None), UnsetType))
     where = f"{key}: " if key else ""
-    if isinstance(tp, type) and issubclass(tp, _Schema):
+    if isinstance(tp, type) and issubclass(tp, Metrics):
         if not isinstance(value, dict):
             return f"{where}expected an object, got {quote(value)}"
         fields = {f.encode_name: f for f in msgspec.structs.fields(tp)}
@@ -218,30 +116,45 @@ def _problem(value: Any, tp: Any, key: str, partial: bool) -> str | None:
     return f"{where}{quote(value)} is not {meta.description if meta else tp}"
 
 
-def lookup(data: Mapping[str, Any] | None, *keys: str) -> float | None:
-    """``data[k1][k2]...`` as a float, or None when any level is absent."""
+# --- numbers out of the Structs, by the keys of the JSON file -------------------------------------
+
+
+@dataclass(frozen=True)
+class Number:
+    """One percentage of a metrics file with its 95 % interval and count, where the file has them."""
+
+    value: float
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+
+
+def at(data: Struct | Mapping[str, Any] | None, *keys: str) -> Any:
+    """The value at ``keys``, the JSON file's keys (``"strict", "per_path", "3", "pass@1"``); ``UNSET``
+    when the file (``data`` None), a level or the key is absent."""
     node: Any = data
     for key in keys:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+        if isinstance(node, Struct):
+            name = _attributes(type(node)).get(key)
+            node = UNSET if name is None else getattr(node, name)
+        elif isinstance(node, Mapping):
+            node = node.get(key, UNSET)
+        else:
+            return UNSET
+    return node
 
 
-def interval(data: Mapping[str, Any] | None, *keys: str) -> tuple[float, float] | None:
-    """The 95 % interval stored beside ``data[k1]...[kn]`` (key ``kn_ci95``), or None."""
-    node: Any = data
-    for key in keys[:-1]:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    ci = node.get(keys[-1] + "_ci95") if isinstance(node, Mapping) else None
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        return float(ci[0]), float(ci[1])
-    return None
+def number(data: Struct | Mapping[str, Any] | None, *keys: str) -> Number | None:
+    """The percentage at ``keys`` with its ``_ci95`` and ``_n`` neighbours; None when absent or null."""
+    parent, key = at(data, *keys[:-1]), keys[-1]
+    value = at(parent, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    ci, n = at(parent, key + "_ci95"), at(parent, key + "_n")
+    return Number(float(value), (ci.low, ci.high) if isinstance(ci, Interval) else None,
+                  n if isinstance(n, int) else None)
 
 
-def count(data: Mapping[str, Any] | None, *keys: str) -> int | None:
-    """The steps or tasks stored beside ``data[k1]...[kn]`` (key ``kn_n``), or None."""
-    n = lookup(data, *keys[:-1], keys[-1] + "_n")
-    return None if n is None else int(n)
+@functools.cache
+def _attributes(cls: type[Struct]) -> dict[str, str]:
+    """JSON key -> attribute name of a Struct's fields (``"pass@1"`` -> ``pass1``)."""
+    return {f.encode_name: f.name for f in msgspec.structs.fields(cls)}

@@ -13,10 +13,11 @@ number lies inside our interval, or a stage-to-stage change whose two intervals 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from gelab.report.collect import TRAIN_STAGES, RunMetrics
-from gelab.report.schema import count, interval, lookup
+from msgspec import Struct
+
+from gelab.report.schema import Number, at, number
 from gelab.report.targets import Targets
 
 MISSING = "missing"
@@ -31,36 +32,36 @@ def display(model: str) -> str:
     return DISPLAY.get(model, model)
 
 
-def fmt(value: float | None, present: bool = True, ci: tuple[float, float] | None = None,
-        n: int | None = None) -> str:
-    if value is None:
+def fmt(number: Number | None, present: bool = True) -> str:
+    """A number with its interval and count where it has them; "—" for none, "missing" when not ``present``."""
+    if number is None:
         return NONE if present else MISSING
-    return (f"{value:.2f}" + ("" if ci is None else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
+    ci, n = number.ci, number.n
+    return (f"{number.value:.2f}" + ("" if ci is None else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
             + ("" if n is None else f" n={n}"))
 
 
-def cell(data: dict[str, Any] | None, *keys: str) -> str:
+def cell(data: Struct | None, *keys: str) -> str:
     """One number of a metrics file with its interval and count, if any ("missing" when there is no file)."""
-    return fmt(lookup(data, *keys), data is not None, interval(data, *keys), count(data, *keys))
+    return fmt(number(data, *keys), data is not None)
 
 
-def triple(ours_file: dict[str, Any] | None, paper_file: dict[str, Any] | None, *keys: str) -> list[str]:
+def triple(ours_file: Struct | None, paper_file: Struct | None, *keys: str) -> list[str]:
     """[ours, paper, Δ] cells for one number; Δ is marked ≈ when the paper's number is inside our interval."""
-    ours, paper, ci = lookup(ours_file, *keys), lookup(paper_file, *keys), interval(ours_file, *keys)
-    delta = NONE if ours is None or paper is None else f"{ours - paper:+.2f}"
-    if delta != NONE and ci is not None and ci[0] <= paper <= ci[1]:  # type: ignore[operator]
+    ours, paper = number(ours_file, *keys), number(paper_file, *keys)
+    delta = NONE if ours is None or paper is None else f"{ours.value - paper.value:+.2f}"
+    if ours is not None and paper is not None and ours.ci is not None and ours.ci[0] <= paper.value <= ours.ci[1]:
         delta += f" {WITHIN}"
-    return [cell(ours_file, *keys), fmt(paper), delta]
+    return [fmt(ours, ours_file is not None), fmt(paper and Number(paper.value)), delta]
 
 
-def change(before: dict[str, Any] | None, after: dict[str, Any] | None, *keys: str) -> str:
+def change(before: Struct | None, after: Struct | None, *keys: str) -> str:
     """after − before for one number; ≈ when the two intervals overlap."""
-    a, b = lookup(before, *keys), lookup(after, *keys)
+    a, b = number(before, *keys), number(after, *keys)
     if a is None or b is None:
         return NONE
-    ca, cb = interval(before, *keys), interval(after, *keys)
-    overlap = ca is not None and cb is not None and ca[0] <= cb[1] and cb[0] <= ca[1]
-    return f"{b - a:+.2f}" + (f" {WITHIN}" if overlap else "")
+    overlap = a.ci is not None and b.ci is not None and a.ci[0] <= b.ci[1] and b.ci[0] <= a.ci[1]
+    return f"{b.value - a.value:+.2f}" + (f" {WITHIN}" if overlap else "")
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], text_columns: int) -> str:
@@ -77,15 +78,15 @@ def models_for(kinds: Sequence[str], run: RunMetrics, targets: Targets) -> list[
             if any(k in targets.get(m, {}) or run.get(m, k) is not None for k in kinds)]
 
 
-def _paper(targets: Targets, model: str, kind: str) -> dict[str, Any] | None:
+def _paper(targets: Targets, model: str, kind: str) -> Struct | None:
     return targets.get(model, {}).get(kind)
 
 
-def _lengths(*files: dict[str, Any] | None, mode: str | None = None) -> list[str]:
+def _lengths(*files: Struct | None, mode: str | None = None) -> list[str]:
     keys: set[str] = set()
     for f in files:
-        node = (f or {}).get(mode, {}) if mode else f
-        keys |= set((node or {}).get("per_path", {}))
+        per_path = at(f, mode, "per_path") if mode else at(f, "per_path")
+        keys |= set(per_path) if isinstance(per_path, dict) else set()
     return sorted(keys, key=int)
 
 
@@ -108,8 +109,8 @@ def table2(run: RunMetrics, targets: Targets) -> str:
     rows, notes = [], []
     for model in models_for(("interactive",), run, targets):
         ours, paper = run.get(model, "interactive"), _paper(targets, model, "interactive")
-        if ours is not None and paper is not None and ours.get("k") != paper.get("k"):
-            notes.append(f"{display(model)}: ours uses k = {ours.get('k')}, the paper k = {paper.get('k')}.")
+        if ours is not None and paper is not None and at(ours, "k") != at(paper, "k"):
+            notes.append(f"{display(model)}: ours uses k = {at(ours, 'k')}, the paper k = {at(paper, 'k')}.")
         for length in _lengths(ours, paper, mode="strict"):
             rows.append([display(model), f"Path@{length}"]
                         + triple(ours, paper, "strict", "per_path", length, "pass@1")
@@ -148,7 +149,7 @@ def table3(run: RunMetrics, targets: Targets) -> str:
 def table11(run: RunMetrics, targets: Targets) -> str:
     models = [m for m in models_for(("static_ood",), run, targets)
               if run.get(m, "static_ood") is not None
-              or lookup(_paper(targets, m, "static_ood"), "task_success") is not None]
+              or number(_paper(targets, m, "static_ood"), "task_success") is not None]
     files = {m: (run.get(m, "static_ood"), _paper(targets, m, "static_ood")) for m in models}
     lengths = _lengths(*(f for pair in files.values() for f in pair))
     header = ["Length"] + [f"{display(m)} {col}" for m in models for col in ("ours", "paper", "Δ")]

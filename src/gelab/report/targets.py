@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gelab.report.schema import SCHEMAS, MetricsError, validate
+from msgspec import Struct
 
-Targets = dict[str, dict[str, dict[str, Any]]]  # model -> kind -> data
+from gelab.eval.schema import SCHEMAS, to_json
+from gelab.report.schema import MetricsError, validate
+
+Targets = dict[str, dict[str, Struct]]  # model -> kind -> its Struct, every field optional
 
 
 def load_targets(path: str | Path) -> Targets:
@@ -25,17 +28,19 @@ def load_targets(path: str | Path) -> Targets:
         raise MetricsError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise MetricsError(f"{path}: expected a mapping of models")
+    targets: Targets = {}
     for model, kinds in raw.items():
         if not isinstance(kinds, dict):
             raise MetricsError(f"{path}: {model}: expected a mapping of metrics kinds")
         for kind, data in kinds.items():
             if kind not in SCHEMAS:
                 raise MetricsError(f"{path}: {model}.{kind}: unknown metrics kind (known: {', '.join(SCHEMAS)})")
-            validate(data, SCHEMAS[kind], f"{path}: {model}.{kind}", partial=True)
-    return raw
+            targets.setdefault(model, {})[kind] = validate(data, SCHEMAS[kind], f"{path}: {model}.{kind}",
+                                                           partial=True)
+    return targets
 
 
 def target_files(targets: Targets, metrics_dir: str = "metrics") -> dict[str, dict[str, Any]]:
     """The targets as metrics files: ``{"metrics/<model>/<kind>.json": data}``."""
-    return {f"{metrics_dir}/{model}/{kind}.json": data
+    return {f"{metrics_dir}/{model}/{kind}.json": to_json(data)
             for model, kinds in targets.items() for kind, data in kinds.items()}
