@@ -38,6 +38,28 @@ def test_the_fingerprint_covers_the_gelab_code(tmp_path: Path) -> None:
     assert fingerprint(["swift"], b"rows", "w", before) != fingerprint(["swift"], b"rows", "w", after)
 
 
+def test_the_fingerprint_does_not_depend_on_the_working_folder(tmp_path: Path, monkeypatch) -> None:
+    """The plugins are named relative to the working folder in the command line (and so in command.sh),
+    but a run is the same run from any folder; another plugin file is another run."""
+    from gelab.train.command import stage_command
+    from gelab.train.config import TrainParams
+
+    root = Path(__file__).resolve().parents[1]
+    tp = TrainParams.load(root / "params.yaml")
+    lines, stamps = {}, {}
+    for cwd in (root, tmp_path):  # the fingerprint is taken where the command was made, as run_stage does
+        monkeypatch.chdir(cwd)  # two CPU processes: the template, GRPO and CPU-ranks plugins are all named
+        lines[cwd] = stage_command(tp, "mt_rl", "/m", "/d.jsonl", "/r", world_size=2)
+        stamps[cwd] = fingerprint(lines[cwd], b"rows", "w", "c")
+    assert "src/gelab/train/swift_plugin.py" in lines[root] and "src/gelab/train/swift_cpu_ranks.py" in lines[root]
+    assert lines[root] != lines[tmp_path]
+    assert stamps[root] == stamps[tmp_path]
+    other = tmp_path / "swift_plugin.py"  # the same name outside the package: another plugin
+    other.write_text("")
+    swapped = [str(other) if a.endswith("swift_plugin.py") else a for a in lines[tmp_path]]
+    assert fingerprint(swapped, b"rows", "w", "c") != stamps[tmp_path]
+
+
 def _one_row_sft(tmp_path: Path):  # type: ignore[no-untyped-def]
     """params.yaml's training params with a one-row SFT dataset, and an empty base model folder."""
     import json

@@ -15,6 +15,8 @@ from typing import Any
 
 from gelab.io import atomic_write_bytes, tree_digest
 
+PACKAGE = Path(__file__).resolve().parents[1]  # the gelab package: the code a stage runs with
+
 
 def checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
@@ -27,10 +29,26 @@ def folder_digest(folder: str | Path) -> str:
     return tree_digest(folder)
 
 
-def code_digest(package: Path = Path(__file__).resolve().parents[1]) -> str:
+def code_digest(package: Path = PACKAGE) -> str:
     """The gelab package's Python files: the reward plugin, the scheduler, the trainer and the template
     that ms-swift loads, and everything they import."""
     return tree_digest(package, "*.py")
+
+
+def package_spelling(command: list[str], package: Path = PACKAGE) -> list[str]:
+    """The command line with every path to a Python file of the gelab package (the plugins ms-swift
+    loads, which the command names relative to the working folder) spelled from the package instead:
+    ``gelab/train/swift_plugin.py``, whichever folder the stage runs in. The other arguments are kept."""
+    return [_from_package(arg, package) for arg in command]
+
+
+def _from_package(arg: str, package: Path) -> str:
+    if not arg.endswith(".py"):
+        return arg
+    path = Path(arg).resolve()
+    if not path.is_relative_to(package) or not path.is_file():
+        return arg
+    return (Path(package.name) / path.relative_to(package)).as_posix()
 
 
 def fingerprint(command: list[str], rows: bytes, init_digest: str, code: str = "") -> str:
@@ -39,9 +57,12 @@ def fingerprint(command: list[str], rows: bytes, init_digest: str, code: str = "
 
     A checkpoint is resumed, and a finished run reused, only under the same fingerprint, so a changed
     base model (or SFT checkpoint), or a changed plugin, scheduler or trainer, starts the stage over
-    even when the command line names the same folders.
+    even when the command line names the same folders. The gelab files on the command line count by
+    their place in the package (:func:`package_spelling`), not by the working folder's path to them:
+    what they hold is in the code digest.
     """
-    return hashlib.sha256(("\0".join(command) + "\0" + init_digest + "\0" + code + "\0").encode() + rows).hexdigest()
+    line = "\0".join(package_spelling(command))
+    return hashlib.sha256((line + "\0" + init_digest + "\0" + code + "\0").encode() + rows).hexdigest()
 
 
 FINISHED = "gelab_finished.json"  # written when ms-swift ends a run successfully

@@ -20,13 +20,12 @@ What gets written to the output folder (loadable by transformers, and by ms-swif
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from gelab.errors import InputError
-from gelab.io import atomic_directory, atomic_write_json, read_jsonl
+from gelab.io import atomic_directory, atomic_write_json, file_digest, read_jsonl
 from gelab.params import TinyModelParams, as_dict, image_size
 
 # Qwen2.5-VL's added tokens, in their id order (as in the released tokenizer, where they start at 151643).
@@ -187,7 +186,7 @@ def build_tiny_model(p: TinyModelParams, corpus_files: list[str | Path], out: st
     with atomic_directory(out) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        summary["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
-        summary["weights_sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        summary["tokenizer_sha256"] = file_digest(tmp / "tokenizer.json")
+        summary["weights_sha256"] = file_digest(tmp / "model.safetensors")
         atomic_write_json(tmp / "gelab_model.json", {"params": as_dict(p), **summary})
     return summary
