@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from conftest import REPO
 from gelab.env import icons
 from gelab.env.envdir import Environment
 from gelab.env.generate import generate
+from gelab.io import tree_digest
 from gelab.params import EnvParams
 from gelab.tasks.universe import subtree_roots
 
@@ -91,15 +91,6 @@ def test_other_trees_and_seeds() -> None:
     assert a.content_names() != b.content_names()
 
 
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*")):
-        if f.is_file():
-            h.update(f.relative_to(root).as_posix().encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
-
-
 def test_generation_is_byte_identical_across_hash_seeds(tmp_path: Path, base_env: Environment) -> None:
     """Same parameters and seed => the same bytes, whatever PYTHONHASHSEED is."""
     digests = []
@@ -110,5 +101,5 @@ def test_generation_is_byte_identical_across_hash_seeds(tmp_path: Path, base_env
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-m", "gelab.cli", "env", "generate", "--params", str(params), "--out", str(out)],
                        check=True, env=env, cwd=REPO, capture_output=True)
-        digests.append(_tree_digest(out))
-    assert digests[0] == digests[1] == _tree_digest(base_env.root)
+        digests.append(tree_digest(out))
+    assert digests[0] == digests[1] == tree_digest(base_env.root)

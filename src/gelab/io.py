@@ -170,11 +170,17 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def tree_digest(root: str | Path, pattern: str = "*") -> str:
-    """SHA-256 over the names (relative to ``root``) and contents of the files under ``root`` matching
-    ``pattern``, in sorted order: a model folder (``*``) or a package's code (``*.py``)."""
+def files_digest(root: str | Path, files: Iterable[str | Path]) -> str:
+    """SHA-256 over the names (relative to ``root``) and contents of ``files`` (paths under ``root``), in
+    sorted order of name: which environment, which code or which model folder a result came from."""
+    named = {Path(f).relative_to(root).as_posix(): Path(f) for f in files}
     h = hashlib.sha256()
-    root = Path(root)
-    for f in sorted(p for p in root.rglob(pattern) if p.is_file()):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + bytes.fromhex(file_digest(f)) + b"\0")
+    for name in sorted(named):
+        h.update(name.encode() + b"\0" + bytes.fromhex(file_digest(named[name])) + b"\0")
     return h.hexdigest()
+
+
+def tree_digest(root: str | Path, pattern: str = "*") -> str:
+    """:func:`files_digest` of the files under ``root`` matching ``pattern``: a model folder (``*``) or a
+    package's code (``*.py``)."""
+    return files_digest(root, (p for p in Path(root).rglob(pattern) if p.is_file()))

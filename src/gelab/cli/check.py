@@ -7,7 +7,6 @@ environment, the SFT data and the tiny base model). See :mod:`gelab.checks.learn
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path

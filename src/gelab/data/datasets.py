@@ -19,7 +19,6 @@ integer points inside ``bbox_norm`` (as in the release), drawn from a stream see
 from __future__ import annotations
 
 import gc
-import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from gelab.io import (
     atomic_directory,
     atomic_write_bytes,
     atomic_write_json,
+    files_digest,
     jsonl_bytes,
 )
 from gelab.params import DataParams, as_dict
@@ -176,10 +176,7 @@ def _build_rows(params: DataParams, base: Source, variants: dict[str, Source],
 
 def _fingerprint(src: Source) -> str:
     """SHA-256 of the environment's structure and art files: which environment the rows came from."""
-    h = hashlib.sha256()
-    for name in (STRUCTURE_FILE, ART_FILE):
-        h.update((src.env.root / name).read_bytes())
-    return h.hexdigest()
+    return files_digest(src.env.root, (src.env.root / name for name in (STRUCTURE_FILE, ART_FILE)))
 
 
 def check_splits(params: DataParams, roots: list[str], variants: dict[str, Source]) -> None:

@@ -124,12 +124,9 @@ def folder_signature(folder: str | Path) -> str:
 def code_digest() -> str:
     """SHA-256 of the gelab code that decides what a policy is shown and how its answers play out
     (prompts and parsing, environments, episodes, policies and backends; not the static scorer)."""
-    import hashlib
+    from gelab.io import files_digest
 
     root = Path(__file__).resolve().parents[1]
     files = [root / "format.py", *(f for part in ("env", "tasks", "eval") for f in (root / part).rglob("*.py"))]
-    files = [f for f in files if f != root / "eval" / "static.py"]  # scoring only: rows do not depend on it
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
+    scorer = root / "eval" / "static.py"  # scoring only: no row depends on it
+    return files_digest(root, (f for f in files if f != scorer))
