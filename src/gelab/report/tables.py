@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gelab.report.collect import TRAIN_STAGES, RunMetrics
 from msgspec import Struct
 
+from gelab.report.collect import TRAIN_STAGES, RunMetrics
 from gelab.report.schema import Number, at, number
 from gelab.report.targets import Targets
 
@@ -49,10 +49,10 @@ def cell(data: Struct | None, *keys: str) -> str:
 def triple(ours_file: Struct | None, paper_file: Struct | None, *keys: str) -> list[str]:
     """[ours, paper, Δ] cells for one number; Δ is marked ≈ when the paper's number is inside our interval."""
     ours, paper = number(ours_file, *keys), number(paper_file, *keys)
-    delta = NONE if ours is None or paper is None else f"{ours.value - paper.value:+.2f}"
-    if ours is not None and paper is not None and ours.ci is not None and ours.ci[0] <= paper.value <= ours.ci[1]:
-        delta += f" {WITHIN}"
-    return [fmt(ours, ours_file is not None), fmt(paper and Number(paper.value)), delta]
+    if ours is None or paper is None:
+        return [fmt(ours, ours_file is not None), fmt(paper and Number(paper.value)), NONE]
+    within = ours.ci is not None and ours.ci[0] <= paper.value <= ours.ci[1]
+    return [fmt(ours), fmt(Number(paper.value)), f"{ours.value - paper.value:+.2f}" + (f" {WITHIN}" if within else "")]
 
 
 def change(before: Struct | None, after: Struct | None, *keys: str) -> str:
