@@ -21,6 +21,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from gelab.errors import InputError, fits, quote
+from gelab.eval.intervals import COUNT, SUFFIX
 from gelab.eval.schema import Interval, Metrics
 
 
@@ -144,12 +145,13 @@ def at(data: Struct | Mapping[str, Any] | None, *keys: str) -> Any:
 
 
 def number(data: Struct | Mapping[str, Any] | None, *keys: str) -> Number | None:
-    """The percentage at ``keys`` with its ``_ci95`` and ``_n`` neighbours; None when absent or null."""
+    """The percentage at ``keys`` with its interval and count neighbours (``KEY_ci95``, ``KEY_n``: the
+    suffixes of :mod:`gelab.eval.intervals`); None when absent or null."""
     parent, key = at(data, *keys[:-1]), keys[-1]
     value = at(parent, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    ci, n = at(parent, key + "_ci95"), at(parent, key + "_n")
+    ci, n = at(parent, key + SUFFIX), at(parent, key + COUNT)
     return Number(float(value), (ci.low, ci.high) if isinstance(ci, Interval) else None,
                   n if isinstance(n, int) else None)
 
